@@ -1,0 +1,282 @@
+//! Route templates: what a request path is recorded as.
+
+use http::Method;
+use matchit::{InsertError, MatchError, Router};
+
+use crate::BuildError;
+
+/// A route template the layer records requests under, with the series to
+/// create for it before the first request.
+///
+/// The template uses [`matchit`]'s syntax (`{param}`, `{*rest}`, `{{` and
+/// `}}` for literal braces); see the [crate docs](crate#route-templates).
+///
+/// The methods and status codes listed here only decide which series exist
+/// at zero from the start: a request with any other method or status on this
+/// route is still recorded, its series created on first use.
+///
+/// ```
+/// use http::Method;
+/// use tower_prometheus::Route;
+///
+/// let route = Route::new("/ctms/{email_id}")
+///     .methods([Method::GET, Method::PATCH, Method::PUT])
+///     .statuses([200, 401, 404, 422])
+///     .api();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub(crate) template: String,
+    pub(crate) methods: Vec<Method>,
+    pub(crate) statuses: Vec<u16>,
+    pub(crate) api: bool,
+}
+
+impl Route {
+    /// A route for `template`, with no series pre-initialised yet.
+    pub fn new(template: impl Into<String>) -> Self {
+        Self {
+            template: template.into(),
+            methods: Vec::new(),
+            statuses: Vec::new(),
+            api: false,
+        }
+    }
+
+    /// Adds methods this route answers; their series start at zero.
+    #[must_use]
+    pub fn methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        self.methods.extend(methods);
+        self
+    }
+
+    /// Adds status codes this route answers; for every listed method, their
+    /// series start at zero.
+    ///
+    /// A code outside `100..=999` makes [`build`](crate::Builder::build)
+    /// fail with [`BuildError::InvalidStatusCode`].
+    #[must_use]
+    pub fn statuses(mut self, codes: impl IntoIterator<Item = u16>) -> Self {
+        self.statuses.extend(codes);
+        self
+    }
+
+    /// Marks this route as an API route: `api_requests_total` starts at zero
+    /// for every known client, method and status family of the route.
+    #[must_use]
+    pub fn api(mut self) -> Self {
+        self.api = true;
+        self
+    }
+
+    /// The template as given.
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+}
+
+/// Dense index of a route: an index into [`Routes::templates`].
+pub(crate) type RouteId = usize;
+
+/// The route table: matchit stores a dense id, a side table the template.
+#[derive(Debug)]
+pub(crate) struct Routes {
+    router: Router<RouteId>,
+    templates: Vec<Box<str>>,
+    /// The id unmatched paths are recorded under, if they are recorded.
+    unmatched: Option<RouteId>,
+}
+
+impl Routes {
+    /// Builds the table; `unmatched` is the `path_template` value unmatched
+    /// paths are recorded as, or `None` to leave them out.
+    pub(crate) fn new<'a>(
+        templates: impl IntoIterator<Item = &'a str>,
+        unmatched: Option<&str>,
+    ) -> Result<Self, BuildError> {
+        let mut router = Router::new();
+        let mut names: Vec<Box<str>> = Vec::new();
+        for template in templates {
+            check_syntax(template)?;
+            let id = names.len();
+            router
+                .insert(template, id)
+                .map_err(|error| insert_error(template, error))?;
+            names.push(template.into());
+        }
+        let unmatched = unmatched.map(|value| {
+            names.push(value.into());
+            names.len() - 1
+        });
+        Ok(Self {
+            router,
+            templates: names,
+            unmatched,
+        })
+    }
+
+    /// The route a request path is recorded under, if any.
+    #[inline]
+    pub(crate) fn resolve(&self, path: &str) -> Option<RouteId> {
+        match self.router.at(path) {
+            Ok(matched) => Some(*matched.value),
+            // The only way a lookup can fail; listed so that a new variant in
+            // a future matchit is a compile error here rather than a silent
+            // change of what gets recorded.
+            Err(MatchError::NotFound) => self.unmatched,
+        }
+    }
+
+    /// The `path_template` label value of a route.
+    pub(crate) fn template(&self, id: RouteId) -> &str {
+        self.templates.get(id).map_or("", |t| t)
+    }
+
+    /// Number of route ids, the unmatched one included.
+    pub(crate) fn len(&self) -> usize {
+        self.templates.len()
+    }
+}
+
+/// Rejects what matchit would take as literal text but the user almost
+/// certainly meant as a parameter, and templates no path can match.
+fn check_syntax(template: &str) -> Result<(), BuildError> {
+    if !template.starts_with('/') {
+        return Err(BuildError::TemplateWithoutLeadingSlash {
+            template: template.to_owned(),
+        });
+    }
+    let legacy = template
+        .split('/')
+        .any(|segment| segment.len() > 1 && (segment.starts_with(':') || segment.starts_with('*')));
+    if legacy {
+        let suggestion: Vec<String> = template
+            .split('/')
+            .map(|segment| match segment.as_bytes().first() {
+                Some(b':') if segment.len() > 1 => format!("{{{}}}", &segment[1..]),
+                Some(b'*') if segment.len() > 1 => format!("{{*{}}}", &segment[1..]),
+                _ => segment.to_owned(),
+            })
+            .collect();
+        return Err(BuildError::LegacyTemplateSyntax {
+            template: template.to_owned(),
+            suggestion: suggestion.join("/"),
+        });
+    }
+    Ok(())
+}
+
+fn insert_error(template: &str, error: InsertError) -> BuildError {
+    match error {
+        InsertError::Conflict { with } => BuildError::TemplateConflict {
+            template: template.to_owned(),
+            with,
+        },
+        source => BuildError::InvalidTemplate {
+            template: template.to_owned(),
+            source,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATES: &[&str] = &[
+        "/",
+        "/docs",
+        "/__version__",
+        "/ctms",
+        "/ctms/{email_id}",
+        "/files/{*path}",
+        "/v{version}/items",
+        "/literal/{{braces}}",
+    ];
+
+    #[test]
+    fn paths_resolve_to_their_template() {
+        let routes = Routes::new(TEMPLATES.iter().copied(), None).unwrap();
+        let table = [
+            ("/", Some("/")),
+            ("/docs", Some("/docs")),
+            ("/__version__", Some("/__version__")),
+            ("/ctms", Some("/ctms")),
+            ("/ctms/0f6a7b4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", Some("/ctms/{email_id}")),
+            ("/ctms/not-a-uuid", Some("/ctms/{email_id}")),
+            ("/files/a/b/c.txt", Some("/files/{*path}")),
+            ("/v2/items", Some("/v{version}/items")),
+            ("/literal/{braces}", Some("/literal/{{braces}}")),
+            ("/ctms/", None),
+            ("/ctms/a/b", None),
+            ("/docs/", None),
+            ("/DOCS", None),
+            ("/nope", None),
+            ("", None),
+            ("/%2e%2e/etc/passwd", None),
+        ];
+        for (path, expected) in table {
+            let got = routes.resolve(path).map(|id| routes.template(id));
+            assert_eq!(got, expected, "path {path:?}");
+        }
+    }
+
+    #[test]
+    fn unmatched_paths_resolve_to_the_chosen_value_when_recorded() {
+        let routes = Routes::new(["/a"], Some("unmatched")).unwrap();
+        assert_eq!(routes.len(), 2);
+        let id = routes.resolve("/zzz").unwrap();
+        assert_eq!(routes.template(id), "unmatched");
+        assert_eq!(routes.template(routes.resolve("/a").unwrap()), "/a");
+    }
+
+    #[test]
+    fn legacy_syntax_is_rejected_with_the_new_spelling() {
+        let table = [
+            ("/ctms/:email_id", "/ctms/{email_id}"),
+            ("/files/*path", "/files/{*path}"),
+            ("/a/:x/b/:y", "/a/{x}/b/{y}"),
+        ];
+        for (template, want) in table {
+            match Routes::new([template], None) {
+                Err(BuildError::LegacyTemplateSyntax { suggestion, .. }) => {
+                    assert_eq!(suggestion, want, "{template}");
+                }
+                other => panic!("{template}: unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn conflicting_templates_name_the_earlier_one() {
+        match Routes::new(["/ctms/{email_id}", "/ctms/{id}"], None) {
+            Err(BuildError::TemplateConflict { template, with }) => {
+                assert_eq!(template, "/ctms/{id}");
+                assert_eq!(with, "/ctms/{email_id}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match Routes::new(["/a", "/a"], None) {
+            Err(BuildError::TemplateConflict { template, with }) => {
+                assert_eq!((template.as_str(), with.as_str()), ("/a", "/a"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_templates_are_rejected() {
+        assert!(matches!(
+            Routes::new(["ctms"], None),
+            Err(BuildError::TemplateWithoutLeadingSlash { .. })
+        ));
+        assert!(matches!(
+            Routes::new(["/a/{*rest}/b"], None),
+            Err(BuildError::InvalidTemplate { .. })
+        ));
+        assert!(matches!(
+            Routes::new(["/a/{x"], None),
+            Err(BuildError::InvalidTemplate { .. })
+        ));
+    }
+}

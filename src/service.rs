@@ -1,0 +1,454 @@
+//! The middleware service: starts the clock and resolves the route.
+
+use std::{
+    fmt,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use http::{HeaderMap, Request, Response};
+use tower::Service;
+
+use crate::{
+    future::{Guard, Pending},
+    labels::method_index,
+    recorder::Recorder,
+    ResponseFuture,
+};
+
+/// Reads a client id from request headers, for apps whose front proxy has
+/// already authenticated the caller.
+pub(crate) type ClientIdFromRequest =
+    Box<dyn for<'a> Fn(&'a HeaderMap) -> Option<&'a str> + Send + Sync>;
+
+/// What every clone of the service shares.
+pub(crate) struct Shared {
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) client_id_from_request: Option<ClientIdFromRequest>,
+}
+
+impl Shared {
+    /// Everything decided at `call`: route, method, client, start time.
+    /// `None` when the path is not recorded.
+    #[inline]
+    fn start<B>(&self, request: &Request<B>) -> Option<Pending> {
+        let common = &self.recorder.common;
+        let route = common.routes.resolve(request.uri().path())?;
+        let client = self
+            .client_id_from_request
+            .as_ref()
+            .and_then(|read| read(request.headers()))
+            .map(|id| common.clients.slot(id));
+        Some(Pending {
+            shard: self.recorder.shard().clone(),
+            route,
+            method: method_index(request.method()),
+            client,
+            start: Instant::now(),
+        })
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("recorder", &self.recorder)
+            .field(
+                "client_id_from_request",
+                &self.client_id_from_request.as_ref().map(|_| ".."),
+            )
+            .finish()
+    }
+}
+
+/// Middleware that records Prometheus metrics for every request whose path
+/// matches a registered route template.
+///
+/// Built by [`RequestMetricsLayer`](crate::RequestMetricsLayer); see the
+/// [crate docs](crate) for an example.
+#[derive(Clone)]
+pub struct RequestMetrics<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> RequestMetrics<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for RequestMetrics<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestMetrics")
+            .field("inner", &self.inner)
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestMetrics<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let mut guard = Guard::new(self.shared.start(&request));
+        // A panic in the inner `call` drops the guard with this set: 500.
+        guard.in_inner = true;
+        let inner = self.inner.call(request);
+        guard.in_inner = false;
+        ResponseFuture::new(inner, guard)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        convert::Infallible,
+        future::{pending, poll_fn, Future},
+        panic::{catch_unwind, AssertUnwindSafe},
+        task::Poll,
+    };
+
+    use http::{Method, StatusCode};
+    use prometheus::Registry;
+    use tower::{service_fn, Layer, ServiceExt};
+
+    use super::*;
+    use crate::{
+        test_helpers::{count_series, render, sample},
+        ClientId, RequestMetricsLayer, Route,
+    };
+
+    const TOTAL_404: &str = r#"ctms_requests_total{method="GET",path_template="/items/{id}",status_code="404",status_code_family="4xx"}"#;
+
+    fn total(method: &str, template: &str, code: u16) -> String {
+        format!(
+            r#"ctms_requests_total{{method="{method}",path_template="{template}",status_code="{code}",status_code_family="{}xx"}}"#,
+            code / 100
+        )
+    }
+
+    fn count(method: &str, template: &str, family: &str) -> String {
+        format!(
+            r#"ctms_requests_duration_seconds_count{{method="{method}",path_template="{template}",status_code_family="{family}"}}"#
+        )
+    }
+
+    fn api(client: &str, method: &str, template: &str, family: &str) -> String {
+        format!(
+            r#"ctms_api_requests_total{{client_id="{client}",method="{method}",path_template="{template}",status_code_family="{family}"}}"#
+        )
+    }
+
+    fn layer(registry: &Registry) -> RequestMetricsLayer {
+        RequestMetricsLayer::builder()
+            .route(Route::new("/items/{id}"))
+            .route(Route::new("/"))
+            .build(registry)
+            .unwrap()
+    }
+
+    fn request(method: Method, path: &str) -> Request<()> {
+        Request::builder().method(method).uri(path).body(()).unwrap()
+    }
+
+    fn respond_with(status: u16) -> impl Fn(Request<()>) -> std::future::Ready<Result<Response<()>, Infallible>> + Clone {
+        move |_| {
+            let mut response = Response::new(());
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            std::future::ready(Ok(response))
+        }
+    }
+
+    #[tokio::test]
+    async fn ready_response_is_recorded_once_with_its_status() {
+        let registry = Registry::new();
+        let service = layer(&registry).layer(service_fn(respond_with(404)));
+        let response = service.oneshot(request(Method::GET, "/items/42")).await.unwrap();
+        assert_eq!(response.status(), 404);
+
+        let text = render(&registry);
+        assert_eq!(sample(&text, TOTAL_404), Some(1.0));
+        assert_eq!(sample(&text, &count("GET", "/items/{id}", "4xx")), Some(1.0));
+        assert_eq!(count_series(&text, "ctms_requests_total"), 1);
+        assert!(!text.contains("/items/42"), "raw path leaked:\n{text}");
+    }
+
+    #[tokio::test]
+    async fn inner_error_counts_as_500() {
+        let registry = Registry::new();
+        let service = layer(&registry).layer(service_fn(|_: Request<()>| async {
+            Err::<Response<()>, _>("boom")
+        }));
+        let error = service.oneshot(request(Method::POST, "/")).await.unwrap_err();
+        assert_eq!(error, "boom");
+
+        let text = render(&registry);
+        assert_eq!(sample(&text, &total("POST", "/", 500)), Some(1.0));
+        assert_eq!(count_series(&text, "ctms_requests_total"), 1);
+    }
+
+    #[test]
+    fn panic_in_inner_call_counts_as_500() {
+        let registry = Registry::new();
+        let mut service = layer(&registry).layer(service_fn(|_: Request<()>| {
+            panic!("handler exploded");
+            #[allow(unreachable_code)]
+            std::future::ready(Ok::<_, Infallible>(Response::new(())))
+        }));
+        let result = catch_unwind(AssertUnwindSafe(|| service.call(request(Method::GET, "/"))));
+        assert!(result.is_err());
+
+        let text = render(&registry);
+        assert_eq!(sample(&text, &total("GET", "/", 500)), Some(1.0));
+        assert_eq!(count_series(&text, "ctms_requests_total"), 1);
+    }
+
+    #[tokio::test]
+    async fn panic_while_polling_counts_as_500_even_when_dropped_after_the_unwind() {
+        let registry = Registry::new();
+        let mut service = layer(&registry).layer(service_fn(|_: Request<()>| async {
+            panic!("handler exploded");
+            #[allow(unreachable_code)]
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+        let mut future = Box::pin(service.call(request(Method::GET, "/items/1")));
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            let waker = std::task::Waker::noop();
+            let _ = future.as_mut().poll(&mut std::task::Context::from_waker(waker));
+        }));
+        assert!(polled.is_err());
+        // Runtimes drop a panicked task after catching the unwind, when
+        // `std::thread::panicking()` is false again.
+        assert_eq!(count_series(&render(&registry), "ctms_requests_total"), 0);
+        drop(future);
+
+        let text = render(&registry);
+        assert_eq!(sample(&text, &total("GET", "/items/{id}", 500)), Some(1.0));
+        assert_eq!(count_series(&text, "ctms_requests_total"), 1);
+    }
+
+    #[tokio::test]
+    async fn future_dropped_before_ready_counts_as_499() {
+        let registry = Registry::new();
+        let mut service = layer(&registry).layer(service_fn(|_: Request<()>| async {
+            pending::<()>().await;
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+        let mut future = Box::pin(service.call(request(Method::DELETE, "/items/7")));
+        let first = poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx).is_pending())).await;
+        assert!(first);
+        assert_eq!(count_series(&render(&registry), "ctms_requests_total"), 0);
+        drop(future);
+
+        let text = render(&registry);
+        assert_eq!(sample(&text, &total("DELETE", "/items/{id}", 499)), Some(1.0));
+        assert_eq!(count_series(&text, "ctms_requests_total"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_future_never_polled_and_dropped_counts_as_499() {
+        let registry = Registry::new();
+        let mut service = layer(&registry).layer(service_fn(respond_with(200)));
+        drop(service.call(request(Method::GET, "/")));
+        assert_eq!(sample(&render(&registry), &total("GET", "/", 499)), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn polling_readiness_records_nothing() {
+        let registry = Registry::new();
+        let mut service = layer(&registry).layer(service_fn(respond_with(200)));
+        for _ in 0..3 {
+            poll_fn(|cx| service.poll_ready(cx)).await.unwrap();
+        }
+        let text = render(&registry);
+        assert_eq!(count_series(&text, "ctms_requests_total"), 0);
+        assert_eq!(count_series(&text, "ctms_requests_duration_seconds_count"), 0);
+    }
+
+    #[tokio::test]
+    async fn unmatched_path_is_not_recorded_by_default() {
+        let registry = Registry::new();
+        let service = layer(&registry).layer(service_fn(respond_with(404)));
+        for path in ["/nope", "/items", "/items/1/2", "/%2e%2e/etc/passwd"] {
+            service.clone().oneshot(request(Method::GET, path)).await.unwrap();
+        }
+        let text = render(&registry);
+        assert_eq!(count_series(&text, "ctms_requests_total"), 0, "{text}");
+    }
+
+    #[tokio::test]
+    async fn unmatched_paths_share_one_value_when_recorded() {
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/"))
+            .record_unmatched_as("__unmatched__")
+            .build(&registry)
+            .unwrap();
+        let service = layer.layer(service_fn(respond_with(404)));
+        for path in ["/nope", "/a/b/c", "/secret-user@example.com"] {
+            service.clone().oneshot(request(Method::GET, path)).await.unwrap();
+        }
+        let text = render(&registry);
+        assert_eq!(sample(&text, &total("GET", "__unmatched__", 404)), Some(3.0));
+        assert_eq!(count_series(&text, "ctms_requests_total"), 1);
+        assert!(!text.contains("example.com"));
+    }
+
+    #[tokio::test]
+    async fn unknown_methods_are_recorded_as_other() {
+        let registry = Registry::new();
+        let service = layer(&registry).layer(service_fn(respond_with(405)));
+        for raw in ["FOO", "BAR", "get", "PROPFIND"] {
+            let method = Method::from_bytes(raw.as_bytes()).unwrap();
+            service.clone().oneshot(request(method, "/")).await.unwrap();
+        }
+        let text = render(&registry);
+        assert_eq!(sample(&text, &total("OTHER", "/", 405)), Some(4.0));
+        assert_eq!(count_series(&text, "ctms_requests_total"), 1);
+    }
+
+    #[tokio::test]
+    async fn client_id_in_the_response_wins_over_the_request_header() {
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/"))
+            .client_id_from_request(|headers| headers.get("x-client")?.to_str().ok())
+            .build(&registry)
+            .unwrap();
+        let service = layer.layer(service_fn(|request: Request<()>| async move {
+            let mut response = Response::new(());
+            if request.headers().contains_key("x-auth") {
+                response
+                    .extensions_mut()
+                    .insert(ClientId::from_static("verified"));
+            }
+            Ok::<_, Infallible>(response)
+        }));
+        let with_header = Request::builder().uri("/").header("x-client", "proxy");
+        service
+            .clone()
+            .oneshot(with_header.body(()).unwrap())
+            .await
+            .unwrap();
+        let both = Request::builder()
+            .uri("/")
+            .header("x-client", "proxy")
+            .header("x-auth", "1");
+        service.clone().oneshot(both.body(()).unwrap()).await.unwrap();
+        service.oneshot(request(Method::GET, "/")).await.unwrap();
+
+        let text = render(&registry);
+        assert_eq!(sample(&text, &api("proxy", "GET", "/", "2xx")), Some(1.0));
+        assert_eq!(sample(&text, &api("verified", "GET", "/", "2xx")), Some(1.0));
+        assert_eq!(count_series(&text, "ctms_api_requests_total"), 2);
+        assert_eq!(sample(&text, &total("GET", "/", 200)), Some(3.0));
+    }
+
+    #[tokio::test]
+    async fn the_request_client_id_is_kept_when_the_future_is_dropped() {
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/"))
+            .client_id_from_request(|headers| headers.get("x-client")?.to_str().ok())
+            .build(&registry)
+            .unwrap();
+        let mut service = layer.layer(service_fn(|_: Request<()>| async {
+            pending::<()>().await;
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+        let request = Request::builder().uri("/").header("x-client", "c1");
+        drop(service.call(request.body(()).unwrap()));
+        let text = render(&registry);
+        assert_eq!(sample(&text, &api("c1", "GET", "/", "4xx")), Some(1.0));
+        assert_eq!(sample(&text, &total("GET", "/", 499)), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn client_ids_past_the_cap_are_recorded_as_other() {
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/"))
+            .max_client_ids(2)
+            .max_client_id_len(8)
+            .build(&registry)
+            .unwrap();
+        let service = layer.layer(service_fn(|request: Request<()>| async move {
+            let mut response = Response::new(());
+            let id = request.uri().query().unwrap_or_default().to_owned();
+            response.extensions_mut().insert(ClientId::new(id));
+            Ok::<_, Infallible>(response)
+        }));
+        for id in ["a", "b", "c", "d", "a", "waytoolongid"] {
+            let path = format!("/?{id}");
+            service.clone().oneshot(request(Method::GET, &path)).await.unwrap();
+        }
+        let text = render(&registry);
+        assert_eq!(sample(&text, &api("a", "GET", "/", "2xx")), Some(2.0));
+        assert_eq!(sample(&text, &api("b", "GET", "/", "2xx")), Some(1.0));
+        assert_eq!(sample(&text, &api("__other__", "GET", "/", "2xx")), Some(3.0));
+        assert_eq!(count_series(&text, "ctms_api_requests_total"), 3);
+    }
+
+    #[tokio::test]
+    async fn durations_land_in_the_right_buckets() {
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/slow"))
+            .buckets([0.001, 0.02, 1000.0])
+            .build(&registry)
+            .unwrap();
+        let service = layer.layer(service_fn(|_: Request<()>| async {
+            // The duration under test, not a synchronisation.
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+        service.oneshot(request(Method::GET, "/slow")).await.unwrap();
+
+        let text = render(&registry);
+        let bucket = |le: &str| {
+            sample(
+                &text,
+                &format!(
+                    r#"ctms_requests_duration_seconds_bucket{{method="GET",path_template="/slow",status_code_family="2xx",le="{le}"}}"#
+                ),
+            )
+        };
+        assert_eq!(bucket("0.001"), Some(0.0));
+        assert_eq!(bucket("0.02"), Some(0.0));
+        assert_eq!(bucket("1000"), Some(1.0));
+        assert_eq!(bucket("+Inf"), Some(1.0));
+        let sum = sample(
+            &text,
+            r#"ctms_requests_duration_seconds_sum{method="GET",path_template="/slow",status_code_family="2xx"}"#,
+        )
+        .unwrap();
+        assert!((0.025..1000.0).contains(&sum), "sum {sum}");
+    }
+}
