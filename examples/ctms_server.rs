@@ -29,7 +29,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, get_service};
@@ -40,7 +40,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_prometheus::{BuildError, ClientId, MetricsExporter, RequestMetricsLayer, Route};
+use tower_prometheus::{
+    BuildError, ClientId, MetricsExporter, RequestMetricsLayer, Route, DEFAULT_MAX_CLIENT_IDS,
+    DEFAULT_MAX_CLIENT_ID_LEN,
+};
 use uuid::Uuid;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8000";
@@ -87,7 +90,7 @@ struct ContactBody {
     email: Option<EmailFields>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct EmailFields {
     primary_email: Option<String>,
     first_name: Option<String>,
@@ -139,7 +142,9 @@ fn parse_clients(spec: &str) -> Result<Vec<(String, String)>, String> {
             ));
         };
         if id.is_empty() {
-            return Err(format!("CTMS_CLIENTS entry #{position} has an empty client id"));
+            return Err(format!(
+                "CTMS_CLIENTS entry #{position} has an empty client id"
+            ));
         }
         if secret.is_empty() {
             return Err(format!("CTMS_CLIENTS client {id:?} has an empty secret"));
@@ -164,21 +169,25 @@ fn metrics_layer(
     registry: &Registry,
     clients: &[(String, String)],
 ) -> Result<RequestMetricsLayer, BuildError> {
+    let get_route = |template: &str, statuses: &[u16]| {
+        Route::new(template)
+            .methods([Method::GET])
+            .statuses(statuses.iter().copied())
+    };
+    let plain = [
+        "/docs",
+        "/__version__",
+        "/__heartbeat__",
+        "/__lbheartbeat__",
+        "/metrics",
+    ];
     let api_statuses = [200, 201, 400, 401, 404, 413, 422];
+    let longest_id = clients.iter().map(|(id, _)| id.len()).max().unwrap_or(0);
     RequestMetricsLayer::builder()
         .namespace("ctms")
-        .route(Route::new("/").methods([Method::GET]).statuses([307]))
-        .route(Route::new("/docs").methods([Method::GET]).statuses([200]))
-        .route(Route::new("/__version__").methods([Method::GET]).statuses([200]))
-        .route(Route::new("/__heartbeat__").methods([Method::GET]).statuses([200]))
-        .route(Route::new("/__lbheartbeat__").methods([Method::GET]).statuses([200]))
-        .route(Route::new("/metrics").methods([Method::GET]).statuses([200]))
-        .route(
-            Route::new("/__crash__")
-                .methods([Method::GET])
-                .statuses([401, 500])
-                .api(),
-        )
+        .route(get_route("/", &[307]))
+        .routes(plain.map(|template| get_route(template, &[200])))
+        .route(get_route("/__crash__", &[401, 500]).api())
         .route(
             Route::new("/ctms")
                 .methods([Method::GET, Method::POST])
@@ -192,7 +201,8 @@ fn metrics_layer(
                 .api(),
         )
         .clients(clients.iter().map(|(id, _)| id.clone()))
-        .max_client_ids(clients.len().max(100))
+        .max_client_ids(clients.len().max(DEFAULT_MAX_CLIENT_IDS))
+        .max_client_id_len(longest_id.max(DEFAULT_MAX_CLIENT_ID_LEN))
         .build(registry)
 }
 
@@ -205,7 +215,10 @@ fn app(state: AppState, registry: Registry, layer: RequestMetricsLayer) -> Route
         )
         .route("/__crash__", get(crash))
         .route_layer(CatchPanicLayer::new())
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_client));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_client,
+        ));
     Router::new()
         .route("/", get(|| async { Redirect::temporary("./docs") }))
         .route("/docs", get(|| async { Html(DOCS_PAGE) }))
@@ -221,7 +234,11 @@ fn app(state: AppState, registry: Registry, layer: RequestMetricsLayer) -> Route
 
 /// Returns the configured client id whose credentials match the `Authorization` header.
 fn authenticate(clients: &Clients, request: &Request) -> Option<String> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -241,13 +258,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 async fn require_client(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(client_id) = authenticate(&state.clients, &request) else {
-        let mut response =
-            ApiError::new(StatusCode::UNAUTHORIZED, "Invalid or missing credentials")
-                .into_response();
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, "Basic".parse().expect("valid header"));
-        return response;
+        let error = ApiError::new(StatusCode::UNAUTHORIZED, "Invalid or missing credentials");
+        let challenge = [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"))];
+        return (challenge, error).into_response();
     };
     let mut response = next.run(request).await;
     response.extensions_mut().insert(ClientId::new(client_id));
@@ -277,7 +290,9 @@ impl AppState {
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, Contact>> {
-        self.contacts.write().unwrap_or_else(PoisonError::into_inner)
+        self.contacts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -310,7 +325,9 @@ fn required_email(body: ContactBody) -> Result<EmailFields, ApiError> {
         .ok_or_else(|| ApiError::unprocessable("Missing field: email"))?;
     match &email.primary_email {
         Some(primary) if !primary.trim().is_empty() => Ok(email),
-        _ => Err(ApiError::unprocessable("Missing field: email.primary_email")),
+        _ => Err(ApiError::unprocessable(
+            "Missing field: email.primary_email",
+        )),
     }
 }
 
@@ -350,9 +367,9 @@ async fn search_contacts(
         .values()
         .filter(|contact| email_id.map_or(true, |id| id == contact.email_id))
         .filter(|contact| {
-            primary_email
-                .as_deref()
-                .map_or(true, |email| email.eq_ignore_ascii_case(&contact.primary_email))
+            primary_email.as_deref().map_or(true, |email| {
+                email.eq_ignore_ascii_case(&contact.primary_email)
+            })
         })
         .map(Contact::to_json)
         .collect();
@@ -376,16 +393,20 @@ async fn update_contact(
 ) -> Result<Json<Value>, ApiError> {
     let email_id = path_email_id(path)?;
     let patch: ContactBody = parse_body(body)?;
-    let patch = patch.email.unwrap_or(EmailFields {
-        primary_email: None,
-        first_name: None,
-        last_name: None,
-    });
-    if patch.primary_email.as_deref().is_some_and(|e| e.trim().is_empty()) {
-        return Err(ApiError::unprocessable("email.primary_email must not be empty"));
+    let patch = patch.email.unwrap_or_default();
+    if patch
+        .primary_email
+        .as_deref()
+        .is_some_and(|e| e.trim().is_empty())
+    {
+        return Err(ApiError::unprocessable(
+            "email.primary_email must not be empty",
+        ));
     }
     let mut contacts = state.write();
-    let contact = contacts.get_mut(&email_id).ok_or_else(ApiError::not_found)?;
+    let contact = contacts
+        .get_mut(&email_id)
+        .ok_or_else(ApiError::not_found)?;
     if let Some(primary_email) = patch.primary_email {
         contact.primary_email = primary_email;
     }
@@ -406,7 +427,9 @@ async fn replace_contact(
     let email_id = path_email_id(path)?;
     let email = required_email(parse_body(body)?)?;
     let mut contacts = state.write();
-    let contact = contacts.get_mut(&email_id).ok_or_else(ApiError::not_found)?;
+    let contact = contacts
+        .get_mut(&email_id)
+        .ok_or_else(ApiError::not_found)?;
     *contact = Contact {
         email_id,
         primary_email: email.primary_email.unwrap_or_default(),

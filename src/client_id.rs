@@ -195,7 +195,9 @@ mod tests {
     #[test]
     fn ids_past_the_count_cap_share_the_overflow_slot() {
         let table = ClientTable::new(3, 64);
-        let slots: Vec<_> = (0..10).map(|i| table.slot(&format!("client-{i}"))).collect();
+        let slots: Vec<_> = (0..10)
+            .map(|i| table.slot(&format!("client-{i}")))
+            .collect();
         assert_eq!(slots[..3], [0, 1, 2]);
         assert!(slots[3..].iter().all(|&s| s == table.overflow()));
         assert_eq!(table.name(table.overflow()), Some(OTHER_CLIENT_ID));

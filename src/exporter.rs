@@ -105,3 +105,73 @@ impl<B> Service<Request<B>> for MetricsExporter {
         ready(Ok(self.respond(request.method())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use prometheus::IntCounter;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn exporter() -> MetricsExporter {
+        let registry = Registry::new();
+        let counter = IntCounter::new("things_total", "Things.").unwrap();
+        counter.inc_by(3);
+        registry.register(Box::new(counter)).unwrap();
+        MetricsExporter::new(registry)
+    }
+
+    fn request(method: Method) -> Request<()> {
+        Request::builder()
+            .method(method)
+            .uri("/metrics")
+            .body(())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn get_renders_the_registry_with_a_versioned_content_type() {
+        let response = exporter().oneshot(request(Method::GET)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        assert!(
+            response.body().contains("\nthings_total 3\n"),
+            "{}",
+            response.body()
+        );
+    }
+
+    #[tokio::test]
+    async fn head_sends_the_headers_without_the_body() {
+        let exporter = exporter();
+        let length = exporter.render().unwrap().len();
+        let response = exporter.oneshot(request(Method::HEAD)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.body().is_empty());
+        assert_eq!(
+            response.headers()[header::CONTENT_LENGTH],
+            length.to_string().as_str()
+        );
+    }
+
+    #[tokio::test]
+    async fn other_methods_get_405_with_allow() {
+        for method in [
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::from_bytes(b"FOO").unwrap(),
+        ] {
+            let response = exporter().oneshot(request(method.clone())).await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method}"
+            );
+            assert_eq!(response.headers()[header::ALLOW], "GET, HEAD");
+        }
+    }
+}

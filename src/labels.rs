@@ -34,7 +34,9 @@ pub(crate) const FAMILY_COUNT: usize = 9;
 /// Status codes per family.
 pub(crate) const CODES_PER_FAMILY: usize = 100;
 
-const FAMILIES: [&str; FAMILY_COUNT] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx"];
+const FAMILIES: [&str; FAMILY_COUNT] = [
+    "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx",
+];
 
 /// Dense index of a request method.
 pub(crate) fn method_index(method: &Method) -> usize {
@@ -152,7 +154,10 @@ mod tests {
         assert_eq!(status_code_label(s.family, s.code_in_family), "500");
         let s = Status::CLIENT_CLOSED_REQUEST;
         assert_eq!(status_code_label(s.family, s.code_in_family), "499");
-        assert_eq!(Status::of(http::StatusCode::NOT_FOUND), Status::new(404).unwrap());
+        assert_eq!(
+            Status::of(http::StatusCode::NOT_FOUND),
+            Status::new(404).unwrap()
+        );
     }
 
     #[test]

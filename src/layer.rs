@@ -388,3 +388,235 @@ fn default_shards() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     (cores * 2).min(64)
 }
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use prometheus::{IntCounter, Registry};
+
+    use super::*;
+    use crate::test_helpers::{count_series, render, sample};
+
+    fn build(builder: Builder) -> Result<RequestMetricsLayer, BuildError> {
+        builder.build(&Registry::new())
+    }
+
+    #[test]
+    fn registered_routes_start_at_zero() {
+        let registry = Registry::new();
+        RequestMetricsLayer::builder()
+            .route(
+                Route::new("/ctms/{email_id}")
+                    .methods([Method::GET, Method::PATCH])
+                    .statuses([200, 404])
+                    .api(),
+            )
+            .route(Route::new("/").methods([Method::GET]).statuses([307]))
+            .clients(["c1", "c2", "c1"])
+            .build(&registry)
+            .unwrap();
+        let text = render(&registry);
+
+        assert_eq!(count_series(&text, "ctms_requests_total"), 2 * 2 + 1);
+        for method in ["GET", "PATCH"] {
+            for code in ["200", "404"] {
+                let family = &code[..1];
+                let series = format!(
+                    r#"ctms_requests_total{{method="{method}",path_template="/ctms/{{email_id}}",status_code="{code}",status_code_family="{family}xx"}}"#
+                );
+                assert_eq!(sample(&text, &series), Some(0.0), "{series}");
+                for client in ["c1", "c2"] {
+                    let series = format!(
+                        r#"ctms_api_requests_total{{client_id="{client}",method="{method}",path_template="/ctms/{{email_id}}",status_code_family="{family}xx"}}"#
+                    );
+                    assert_eq!(sample(&text, &series), Some(0.0), "{series}");
+                }
+            }
+        }
+        // Two methods × two families × two clients; "/" is not an API route.
+        assert_eq!(count_series(&text, "ctms_api_requests_total"), 8);
+        // Histograms: one per method × family.
+        assert_eq!(
+            count_series(&text, "ctms_requests_duration_seconds_count"),
+            2 * 2 + 1
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"ctms_requests_duration_seconds_bucket{method="GET",path_template="/",status_code_family="3xx",le="+Inf"}"#
+            ),
+            Some(0.0)
+        );
+        assert!(text.contains("# HELP ctms_requests_duration_seconds Histogram of requests processing time by path (in seconds)\n"));
+        assert!(text.contains("# HELP ctms_requests_total Total count of requests by method, path, status code, and status code family.\n"));
+        assert!(text.contains("# HELP ctms_api_requests_total Total count of API requests by method, path, client ID, and status code family\n"));
+        assert!(text.contains("# TYPE ctms_requests_duration_seconds histogram\n"));
+    }
+
+    #[test]
+    fn the_default_buckets_are_the_ctms_ones() {
+        let registry = Registry::new();
+        RequestMetricsLayer::builder()
+            .route(Route::new("/").methods([Method::GET]).statuses([200]))
+            .build(&registry)
+            .unwrap();
+        let text = render(&registry);
+        let les: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("ctms_requests_duration_seconds_bucket"))
+            .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(les, ["0.01", "0.05", "0.1", "0.5", "1", "5", "10", "+Inf"]);
+    }
+
+    #[test]
+    fn another_namespace_prefixes_every_name() {
+        let registry = Registry::new();
+        RequestMetricsLayer::builder()
+            .namespace("shop")
+            .route(Route::new("/").methods([Method::GET]).statuses([200]))
+            .build(&registry)
+            .unwrap();
+        let text = render(&registry);
+        assert_eq!(count_series(&text, "shop_requests_total"), 1);
+        assert_eq!(
+            count_series(&text, "shop_requests_duration_seconds_count"),
+            1
+        );
+        assert!(!text.contains("ctms_"));
+    }
+
+    #[test]
+    fn invalid_namespaces_are_refused() {
+        for namespace in ["", "1ctms", "my-app", "a:b", "ctms ", "é"] {
+            let error = build(RequestMetricsLayer::builder().namespace(namespace)).unwrap_err();
+            assert!(
+                matches!(&error, BuildError::InvalidNamespace { namespace: n } if n == namespace),
+                "{namespace:?}: {error:?}"
+            );
+        }
+        for namespace in ["ctms", "_x", "a1_b2"] {
+            build(RequestMetricsLayer::builder().namespace(namespace)).unwrap();
+        }
+    }
+
+    #[test]
+    fn invalid_buckets_are_refused() {
+        let bad: &[&[f64]] = &[
+            &[],
+            &[f64::INFINITY],
+            &[0.1, 0.1],
+            &[1.0, 0.5],
+            &[f64::NAN],
+            &[0.1, f64::NEG_INFINITY],
+        ];
+        for buckets in bad {
+            let error =
+                build(RequestMetricsLayer::builder().buckets(buckets.iter().copied())).unwrap_err();
+            assert!(
+                matches!(error, BuildError::InvalidBuckets { .. }),
+                "{buckets:?}"
+            );
+        }
+        build(RequestMetricsLayer::builder().buckets([0.5, 1.0, f64::INFINITY])).unwrap();
+    }
+
+    #[test]
+    fn status_codes_outside_100_to_999_are_refused() {
+        let error = build(
+            RequestMetricsLayer::builder()
+                .route(Route::new("/").methods([Method::GET]).statuses([200, 1000])),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, BuildError::InvalidStatusCode { code: 1000, ref template } if template == "/")
+        );
+    }
+
+    #[test]
+    fn known_client_ids_must_fit_the_caps() {
+        let error = build(
+            RequestMetricsLayer::builder()
+                .max_client_id_len(3)
+                .clients(["abcd"]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, BuildError::ClientIdTooLong { ref client_id, max_len: 3 } if client_id == "abcd")
+        );
+
+        let error = build(
+            RequestMetricsLayer::builder()
+                .max_client_ids(2)
+                .clients(["a", "b", "c"]),
+        )
+        .unwrap_err();
+        assert!(matches!(
+            error,
+            BuildError::TooManyClientIds { count: 3, max: 2 }
+        ));
+
+        // Duplicates count once.
+        build(
+            RequestMetricsLayer::builder()
+                .max_client_ids(2)
+                .clients(["a", "b", "a"]),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn template_errors_surface_from_build() {
+        let error = build(
+            RequestMetricsLayer::builder()
+                .route(Route::new("/a/{x}"))
+                .route(Route::new("/a/{y}")),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, BuildError::TemplateConflict { .. }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_clash_with_a_registered_metric_names_it_and_registers_nothing() {
+        let registry = Registry::new();
+        let mine = IntCounter::new("ctms_api_requests_total", "someone else's").unwrap();
+        registry.register(Box::new(mine.clone())).unwrap();
+
+        let error = RequestMetricsLayer::builder()
+            .route(Route::new("/").methods([Method::GET]).statuses([200]))
+            .build(&registry)
+            .unwrap_err();
+        assert!(
+            matches!(&error, BuildError::AlreadyRegistered { metric, .. } if metric == "ctms_api_requests_total"),
+            "{error:?}"
+        );
+        // The two families registered before the clash were rolled back.
+        let text = render(&registry);
+        assert_eq!(count_series(&text, "ctms_requests_total"), 0);
+        assert_eq!(
+            count_series(&text, "ctms_requests_duration_seconds_count"),
+            0
+        );
+
+        // The user's metric is untouched.
+        mine.inc();
+        assert_eq!(
+            sample(&render(&registry), "ctms_api_requests_total"),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn building_twice_on_one_registry_is_refused() {
+        let registry = Registry::new();
+        RequestMetricsLayer::builder().build(&registry).unwrap();
+        let error = RequestMetricsLayer::builder().build(&registry).unwrap_err();
+        assert!(
+            matches!(&error, BuildError::AlreadyRegistered { metric, .. } if metric == "ctms_requests_duration_seconds"),
+            "{error:?}"
+        );
+    }
+}

@@ -118,6 +118,10 @@ impl FamilyCells {
 }
 
 /// One shard's cells.
+///
+/// Aligned so that the reference counts of different shards, bumped on
+/// every request by the futures holding them, never share a cache line.
+#[repr(align(128))]
 pub(crate) struct Shard {
     pub(crate) common: Arc<Common>,
     groups: Box<[OnceLock<Box<FamilyCells>>]>,
@@ -149,7 +153,10 @@ impl Shard {
             code.fetch_add(1, Ordering::Relaxed);
         }
         let bounds = &self.common.bounds_ns;
-        let bucket = bounds.iter().position(|&b| elapsed_ns <= b).unwrap_or(bounds.len());
+        let bucket = bounds
+            .iter()
+            .position(|&b| elapsed_ns <= b)
+            .unwrap_or(bounds.len());
         if let Some(count) = cells.buckets.get(bucket) {
             count.fetch_add(1, Ordering::Relaxed);
         }
@@ -166,7 +173,9 @@ impl Shard {
 impl fmt::Debug for Shard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let used = self.groups.iter().filter(|g| g.get().is_some()).count();
-        f.debug_struct("Shard").field("groups_in_use", &used).finish()
+        f.debug_struct("Shard")
+            .field("groups_in_use", &used)
+            .finish()
     }
 }
 
@@ -396,7 +405,6 @@ impl Recorder {
         }
         families
     }
-
 }
 
 struct GroupSnapshot {
@@ -580,4 +588,3 @@ impl fmt::Debug for FamilyCollector {
             .finish()
     }
 }
-

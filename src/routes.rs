@@ -202,7 +202,10 @@ mod tests {
             ("/docs", Some("/docs")),
             ("/__version__", Some("/__version__")),
             ("/ctms", Some("/ctms")),
-            ("/ctms/0f6a7b4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", Some("/ctms/{email_id}")),
+            (
+                "/ctms/0f6a7b4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
+                Some("/ctms/{email_id}"),
+            ),
             ("/ctms/not-a-uuid", Some("/ctms/{email_id}")),
             ("/files/a/b/c.txt", Some("/files/{*path}")),
             ("/v2/items", Some("/v{version}/items")),

@@ -175,10 +175,16 @@ mod tests {
     }
 
     fn request(method: Method, path: &str) -> Request<()> {
-        Request::builder().method(method).uri(path).body(()).unwrap()
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .body(())
+            .unwrap()
     }
 
-    fn respond_with(status: u16) -> impl Fn(Request<()>) -> std::future::Ready<Result<Response<()>, Infallible>> + Clone {
+    fn respond_with(
+        status: u16,
+    ) -> impl Fn(Request<()>) -> std::future::Ready<Result<Response<()>, Infallible>> + Clone {
         move |_| {
             let mut response = Response::new(());
             *response.status_mut() = StatusCode::from_u16(status).unwrap();
@@ -190,12 +196,18 @@ mod tests {
     async fn ready_response_is_recorded_once_with_its_status() {
         let registry = Registry::new();
         let service = layer(&registry).layer(service_fn(respond_with(404)));
-        let response = service.oneshot(request(Method::GET, "/items/42")).await.unwrap();
+        let response = service
+            .oneshot(request(Method::GET, "/items/42"))
+            .await
+            .unwrap();
         assert_eq!(response.status(), 404);
 
         let text = render(&registry);
         assert_eq!(sample(&text, TOTAL_404), Some(1.0));
-        assert_eq!(sample(&text, &count("GET", "/items/{id}", "4xx")), Some(1.0));
+        assert_eq!(
+            sample(&text, &count("GET", "/items/{id}", "4xx")),
+            Some(1.0)
+        );
         assert_eq!(count_series(&text, "ctms_requests_total"), 1);
         assert!(!text.contains("/items/42"), "raw path leaked:\n{text}");
     }
@@ -206,7 +218,10 @@ mod tests {
         let service = layer(&registry).layer(service_fn(|_: Request<()>| async {
             Err::<Response<()>, _>("boom")
         }));
-        let error = service.oneshot(request(Method::POST, "/")).await.unwrap_err();
+        let error = service
+            .oneshot(request(Method::POST, "/"))
+            .await
+            .unwrap_err();
         assert_eq!(error, "boom");
 
         let text = render(&registry);
@@ -241,7 +256,9 @@ mod tests {
         let mut future = Box::pin(service.call(request(Method::GET, "/items/1")));
         let polled = catch_unwind(AssertUnwindSafe(|| {
             let waker = std::task::Waker::noop();
-            let _ = future.as_mut().poll(&mut std::task::Context::from_waker(waker));
+            let _ = future
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(waker));
         }));
         assert!(polled.is_err());
         // Runtimes drop a panicked task after catching the unwind, when
@@ -268,7 +285,10 @@ mod tests {
         drop(future);
 
         let text = render(&registry);
-        assert_eq!(sample(&text, &total("DELETE", "/items/{id}", 499)), Some(1.0));
+        assert_eq!(
+            sample(&text, &total("DELETE", "/items/{id}", 499)),
+            Some(1.0)
+        );
         assert_eq!(count_series(&text, "ctms_requests_total"), 1);
     }
 
@@ -277,7 +297,10 @@ mod tests {
         let registry = Registry::new();
         let mut service = layer(&registry).layer(service_fn(respond_with(200)));
         drop(service.call(request(Method::GET, "/")));
-        assert_eq!(sample(&render(&registry), &total("GET", "/", 499)), Some(1.0));
+        assert_eq!(
+            sample(&render(&registry), &total("GET", "/", 499)),
+            Some(1.0)
+        );
     }
 
     #[tokio::test]
@@ -289,7 +312,10 @@ mod tests {
         }
         let text = render(&registry);
         assert_eq!(count_series(&text, "ctms_requests_total"), 0);
-        assert_eq!(count_series(&text, "ctms_requests_duration_seconds_count"), 0);
+        assert_eq!(
+            count_series(&text, "ctms_requests_duration_seconds_count"),
+            0
+        );
     }
 
     #[tokio::test]
@@ -297,7 +323,11 @@ mod tests {
         let registry = Registry::new();
         let service = layer(&registry).layer(service_fn(respond_with(404)));
         for path in ["/nope", "/items", "/items/1/2", "/%2e%2e/etc/passwd"] {
-            service.clone().oneshot(request(Method::GET, path)).await.unwrap();
+            service
+                .clone()
+                .oneshot(request(Method::GET, path))
+                .await
+                .unwrap();
         }
         let text = render(&registry);
         assert_eq!(count_series(&text, "ctms_requests_total"), 0, "{text}");
@@ -313,10 +343,17 @@ mod tests {
             .unwrap();
         let service = layer.layer(service_fn(respond_with(404)));
         for path in ["/nope", "/a/b/c", "/secret-user@example.com"] {
-            service.clone().oneshot(request(Method::GET, path)).await.unwrap();
+            service
+                .clone()
+                .oneshot(request(Method::GET, path))
+                .await
+                .unwrap();
         }
         let text = render(&registry);
-        assert_eq!(sample(&text, &total("GET", "__unmatched__", 404)), Some(3.0));
+        assert_eq!(
+            sample(&text, &total("GET", "__unmatched__", 404)),
+            Some(3.0)
+        );
         assert_eq!(count_series(&text, "ctms_requests_total"), 1);
         assert!(!text.contains("example.com"));
     }
@@ -361,12 +398,19 @@ mod tests {
             .uri("/")
             .header("x-client", "proxy")
             .header("x-auth", "1");
-        service.clone().oneshot(both.body(()).unwrap()).await.unwrap();
+        service
+            .clone()
+            .oneshot(both.body(()).unwrap())
+            .await
+            .unwrap();
         service.oneshot(request(Method::GET, "/")).await.unwrap();
 
         let text = render(&registry);
         assert_eq!(sample(&text, &api("proxy", "GET", "/", "2xx")), Some(1.0));
-        assert_eq!(sample(&text, &api("verified", "GET", "/", "2xx")), Some(1.0));
+        assert_eq!(
+            sample(&text, &api("verified", "GET", "/", "2xx")),
+            Some(1.0)
+        );
         assert_eq!(count_series(&text, "ctms_api_requests_total"), 2);
         assert_eq!(sample(&text, &total("GET", "/", 200)), Some(3.0));
     }
@@ -407,12 +451,19 @@ mod tests {
         }));
         for id in ["a", "b", "c", "d", "a", "waytoolongid"] {
             let path = format!("/?{id}");
-            service.clone().oneshot(request(Method::GET, &path)).await.unwrap();
+            service
+                .clone()
+                .oneshot(request(Method::GET, &path))
+                .await
+                .unwrap();
         }
         let text = render(&registry);
         assert_eq!(sample(&text, &api("a", "GET", "/", "2xx")), Some(2.0));
         assert_eq!(sample(&text, &api("b", "GET", "/", "2xx")), Some(1.0));
-        assert_eq!(sample(&text, &api("__other__", "GET", "/", "2xx")), Some(3.0));
+        assert_eq!(
+            sample(&text, &api("__other__", "GET", "/", "2xx")),
+            Some(3.0)
+        );
         assert_eq!(count_series(&text, "ctms_api_requests_total"), 3);
     }
 
@@ -429,7 +480,10 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             Ok::<_, Infallible>(Response::new(()))
         }));
-        service.oneshot(request(Method::GET, "/slow")).await.unwrap();
+        service
+            .oneshot(request(Method::GET, "/slow"))
+            .await
+            .unwrap();
 
         let text = render(&registry);
         let bucket = |le: &str| {

@@ -77,24 +77,27 @@ impl Exposition {
 pub(crate) fn parse(text: &str) -> Exposition {
     let mut exposition = Exposition::default();
     for (index, line) in text.lines().enumerate() {
-        let fail = |why: &str| -> ! {
-            panic!(
-                "malformed exposition line {}: {why}\n  {line:?}",
-                index + 1
-            )
-        };
         let trimmed = line.trim_start_matches([' ', '\t']);
         if trimmed.is_empty() {
             continue;
         }
         if let Some(comment) = trimmed.strip_prefix('#') {
-            parse_comment(comment, &mut exposition).unwrap_or_else(|why| fail(&why));
+            if let Err(why) = parse_comment(comment, &mut exposition) {
+                malformed(index + 1, line, &why);
+            }
             continue;
         }
-        let sample = parse_sample(trimmed).unwrap_or_else(|why| fail(&why));
+        let sample = match parse_sample(trimmed) {
+            Ok(sample) => sample,
+            Err(why) => malformed(index + 1, line, &why),
+        };
         exposition.samples.push(sample);
     }
     exposition
+}
+
+fn malformed(number: usize, line: &str, why: &str) -> ! {
+    panic!("malformed exposition line {number}: {why}\n  {line:?}")
 }
 
 fn parse_comment(comment: &str, exposition: &mut Exposition) -> Result<(), String> {
@@ -224,7 +227,10 @@ fn parse_value(text: &str) -> Result<f64, String> {
         "+Inf" | "Inf" => Ok(f64::INFINITY),
         "-Inf" => Ok(f64::NEG_INFINITY),
         "NaN" => Ok(f64::NAN),
-        _ if text.bytes().any(|b| b.is_ascii_alphabetic() && !matches!(b, b'e' | b'E')) => {
+        _ if text
+            .bytes()
+            .any(|b| b.is_ascii_alphabetic() && !matches!(b, b'e' | b'E')) =>
+        {
             Err(format!("invalid value {text:?}"))
         }
         _ => text
@@ -502,8 +508,14 @@ ctms_requests_duration_seconds_count{method=\"GET\",path_template=\"/\",status_c
         ];
         let mut inf = labels.to_vec();
         inf.push(("le", "+Inf"));
-        assert_eq!(exposition.value(&format!("{family}_bucket"), &inf), Some(3.0));
-        assert_eq!(exposition.value(&format!("{family}_count"), &labels), Some(3.0));
+        assert_eq!(
+            exposition.value(&format!("{family}_bucket"), &inf),
+            Some(3.0)
+        );
+        assert_eq!(
+            exposition.value(&format!("{family}_count"), &labels),
+            Some(3.0)
+        );
         assert_eq!(exposition.series(&format!("{family}_bucket")).len(), 2);
         assert_eq!(exposition.sum(&format!("{family}_bucket"), &labels), 5.0);
         let total = exposition.value(&format!("{family}_sum"), &labels).unwrap();
@@ -513,9 +525,15 @@ ctms_requests_duration_seconds_count{method=\"GET\",path_template=\"/\",status_c
     #[test]
     fn value_needs_the_exact_label_set_in_any_order_and_sum_a_subset() {
         let exposition = parse("r_total{a=\"1\",b=\"2\"} 3\nr_total{b=\"2\",a=\"9\",} 4\n");
-        assert_eq!(exposition.value("r_total", &[("b", "2"), ("a", "1")]), Some(3.0));
+        assert_eq!(
+            exposition.value("r_total", &[("b", "2"), ("a", "1")]),
+            Some(3.0)
+        );
         assert_eq!(exposition.value("r_total", &[("a", "1")]), None);
-        assert_eq!(exposition.value("r_total", &[("a", "9"), ("b", "2")]), Some(4.0));
+        assert_eq!(
+            exposition.value("r_total", &[("a", "9"), ("b", "2")]),
+            Some(4.0)
+        );
         assert_eq!(exposition.sum("r_total", &[("b", "2")]), 7.0);
         assert_eq!(exposition.sum("r_total", &[("b", "3")]), 0.0);
     }
@@ -585,7 +603,9 @@ ctms_requests_duration_seconds_count{method=\"GET\",path_template=\"/\",status_c
         let to_eof = parse_response(b"HTTP/1.1 404 Not Found\r\n\r\ngone", false).unwrap();
         assert_eq!((to_eof.status, to_eof.body.as_str()), (404, "gone"));
 
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort", false).is_err());
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort", false).is_err()
+        );
         assert!(parse_response(b"garbage\r\n\r\n", false).is_err());
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n", false).is_err());
     }

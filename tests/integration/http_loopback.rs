@@ -1,0 +1,496 @@
+//! The layer and the exporter over real HTTP on 127.0.0.1, in a plain hyper
+//! server and in axum, with the exposition parsed back.
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+use prometheus::Registry;
+use tokio::{
+    io::AsyncWriteExt,
+    net::{TcpListener, TcpStream},
+    sync::Notify,
+};
+use tower::{service_fn, Layer, Service, ServiceExt};
+use tower_prometheus::{ClientId, MetricsExporter, RequestMetricsLayer, Route};
+
+use crate::support::{get, request, scrape, send_raw, Exposition};
+
+const TOTAL: &str = "ctms_requests_total";
+const API: &str = "ctms_api_requests_total";
+const COUNT: &str = "ctms_requests_duration_seconds_count";
+const BUCKET: &str = "ctms_requests_duration_seconds_bucket";
+
+/// Serves `service` with hyper on a fresh loopback port, one task per
+/// connection, for as long as the test runtime lives.
+async fn serve_with_hyper<S>(service: S) -> SocketAddr
+where
+    S: Service<Request<Incoming>, Response = Response<String>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A small app: `/metrics` is the exporter, everything else goes through
+/// the layer to a handler that answers by path.
+async fn app(registry: &Registry, layer: RequestMetricsLayer, wait: Arc<Wait>) -> SocketAddr {
+    let exporter = MetricsExporter::new(registry.clone());
+    let handler = layer.layer(service_fn(move |request: Request<Incoming>| {
+        let wait = wait.clone();
+        async move {
+            let path = request.uri().path().to_owned();
+            let mut response = Response::new(String::new());
+            if path.starts_with("/wait") {
+                wait.started.notify_one();
+                wait.release.notified().await;
+            }
+            if let Some(id) = path.strip_prefix("/items/") {
+                *response.status_mut() = if id == "missing" {
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::OK
+                };
+            }
+            if let Some(client) = request.headers().get("x-verified-client") {
+                let client = client.to_str().unwrap().to_owned();
+                response.extensions_mut().insert(ClientId::new(client));
+            }
+            Ok::<_, Infallible>(response)
+        }
+    }));
+    serve_with_hyper(service_fn(move |request: Request<Incoming>| {
+        let exporter = exporter.clone();
+        let handler = handler.clone();
+        async move {
+            if request.uri().path() == "/metrics" {
+                exporter.oneshot(request).await
+            } else {
+                handler.oneshot(request).await
+            }
+        }
+    }))
+    .await
+}
+
+/// Holds `/wait` requests: `started` when one is in the handler, which
+/// then waits for `release`.
+#[derive(Default)]
+struct Wait {
+    started: Notify,
+    release: Notify,
+}
+
+fn layer(registry: &Registry) -> RequestMetricsLayer {
+    RequestMetricsLayer::builder()
+        .route(
+            Route::new("/items/{id}")
+                .methods([Method::GET])
+                .statuses([200, 404])
+                .api(),
+        )
+        .route(Route::new("/wait"))
+        .clients(["known"])
+        .build(registry)
+        .unwrap()
+}
+
+fn total_labels<'a>(method: &'a str, template: &'a str, code: &'a str) -> [(&'a str, &'a str); 4] {
+    [
+        ("method", method),
+        ("path_template", template),
+        ("status_code", code),
+        ("status_code_family", family_of(code)),
+    ]
+}
+
+fn family_of(code: &str) -> &'static str {
+    match code.as_bytes()[0] {
+        b'1' => "1xx",
+        b'2' => "2xx",
+        b'3' => "3xx",
+        b'4' => "4xx",
+        _ => "5xx",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_hyper_are_counted_exactly_per_series() {
+    let registry = Registry::new();
+    let addr = app(&registry, layer(&registry), Arc::default()).await;
+
+    let before = scrape(addr, "/metrics").await;
+    assert_eq!(
+        before.value(TOTAL, &total_labels("GET", "/items/{id}", "404")),
+        Some(0.0)
+    );
+    assert_eq!(
+        before.value(
+            API,
+            &[
+                ("client_id", "known"),
+                ("method", "GET"),
+                ("path_template", "/items/{id}"),
+                ("status_code_family", "2xx")
+            ]
+        ),
+        Some(0.0)
+    );
+
+    for _ in 0..3 {
+        assert_eq!(get(addr, "/items/1").await.status, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(get(addr, "/items/missing").await.status, 404);
+    }
+    let verified = request(
+        addr,
+        "GET",
+        "/items/7",
+        &[("x-verified-client", "known")],
+        None,
+    )
+    .await;
+    assert_eq!(verified.status, 200);
+    request(addr, "POST", "/items/7", &[], Some("x")).await;
+    // Not a template: answered, not recorded.
+    get(addr, "/other").await;
+
+    let after = scrape(addr, "/metrics").await;
+    assert_eq!(
+        after.value(TOTAL, &total_labels("GET", "/items/{id}", "200")),
+        Some(4.0)
+    );
+    assert_eq!(
+        after.value(TOTAL, &total_labels("GET", "/items/{id}", "404")),
+        Some(2.0)
+    );
+    assert_eq!(
+        after.value(TOTAL, &total_labels("POST", "/items/{id}", "200")),
+        Some(1.0)
+    );
+    assert_eq!(after.sum(TOTAL, &[]), 7.0);
+    let histogram = [
+        ("method", "GET"),
+        ("path_template", "/items/{id}"),
+        ("status_code_family", "2xx"),
+    ];
+    assert_eq!(after.value(COUNT, &histogram), Some(4.0));
+    let inf: Vec<_> = histogram.iter().copied().chain([("le", "+Inf")]).collect();
+    assert_eq!(after.value(BUCKET, &inf), Some(4.0));
+    let api = [
+        ("client_id", "known"),
+        ("method", "GET"),
+        ("path_template", "/items/{id}"),
+        ("status_code_family", "2xx"),
+    ];
+    assert_eq!(after.value(API, &api), Some(1.0));
+    assert_eq!(after.sum(API, &[]), 1.0);
+    assert_no_raw_paths(
+        &after,
+        &["/items/1", "/items/missing", "/items/7", "/other"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_histogram_count_equals_its_inf_bucket_and_its_requests() {
+    let registry = Registry::new();
+    let addr = app(&registry, layer(&registry), Arc::default()).await;
+    for i in 0..20 {
+        get(addr, &format!("/items/{i}")).await;
+    }
+    let exposition = scrape(addr, "/metrics").await;
+    for count in exposition.series(COUNT) {
+        let mut labels: Vec<(&str, &str)> = count
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        labels.push(("le", "+Inf"));
+        assert_eq!(
+            exposition.value(BUCKET, &labels),
+            Some(count.value),
+            "{count:?}"
+        );
+        let requests = exposition.sum(
+            TOTAL,
+            &[
+                ("method", &count.labels["method"]),
+                ("path_template", &count.labels["path_template"]),
+                ("status_code_family", &count.labels["status_code_family"]),
+            ],
+        );
+        assert_eq!(requests, count.value, "{count:?}");
+    }
+    assert_eq!(exposition.sum(COUNT, &[]), 20.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exporter_answers_get_and_head_with_a_versioned_type_and_405_otherwise() {
+    let registry = Registry::new();
+    let addr = app(&registry, layer(&registry), Arc::default()).await;
+
+    let response = get(addr, "/metrics").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let head = request(addr, "HEAD", "/metrics", &[], None).await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(head.header("content-type"), response.header("content-type"));
+
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+        let response = request(addr, method, "/metrics", &[], Some("")).await;
+        assert_eq!(response.status, 405, "{method}");
+        assert_eq!(response.header("allow"), Some("GET, HEAD"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_at_once_are_counted_exactly() {
+    let registry = Registry::new();
+    let addr = app(&registry, layer(&registry), Arc::default()).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|task| {
+            tokio::spawn(async move {
+                for i in 0..40 {
+                    let path = if (task + i) % 4 == 0 {
+                        "/items/missing".to_owned()
+                    } else {
+                        format!("/items/{i}")
+                    };
+                    let client = format!("client-{}", task % 3);
+                    let response =
+                        request(addr, "GET", &path, &[("x-verified-client", &client)], None).await;
+                    assert!(matches!(response.status, 200 | 404));
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let exposition = scrape(addr, "/metrics").await;
+    let missing = (0..16)
+        .flat_map(|task| (0..40).map(move |i| (task + i) % 4 == 0))
+        .filter(|m| *m)
+        .count() as f64;
+    assert_eq!(
+        exposition.value(TOTAL, &total_labels("GET", "/items/{id}", "404")),
+        Some(missing)
+    );
+    assert_eq!(
+        exposition.value(TOTAL, &total_labels("GET", "/items/{id}", "200")),
+        Some(640.0 - missing)
+    );
+    assert_eq!(exposition.sum(COUNT, &[]), 640.0);
+    for client in 0..3 {
+        let id = format!("client-{client}");
+        let tasks = (0..16).filter(|t| t % 3 == client).count() as f64;
+        assert_eq!(
+            exposition.sum(API, &[("client_id", &id)]),
+            tasks * 40.0,
+            "{id}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_before_the_response_is_counted_as_499_once() {
+    let registry = Registry::new();
+    let wait = Arc::new(Wait::default());
+    let addr = app(&registry, layer(&registry), wait.clone()).await;
+
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    wait.started.notified().await;
+    assert_eq!(
+        scrape(addr, "/metrics")
+            .await
+            .sum(TOTAL, &[("path_template", "/wait")]),
+        0.0
+    );
+    // Hang up while the handler waits; the server notices and drops the
+    // response future at its own pace, so poll the scrape, bounded.
+    drop(stream);
+    let labels = total_labels("GET", "/wait", "499");
+    let exposition = scrape_until(addr, |e| e.value(TOTAL, &labels).is_some()).await;
+    assert_eq!(exposition.value(TOTAL, &labels), Some(1.0));
+    assert_eq!(exposition.sum(TOTAL, &[("path_template", "/wait")]), 1.0);
+    // Releasing the handler now changes nothing: it was dropped.
+    wait.release.notify_waiters();
+    let again = scrape(addr, "/metrics").await;
+    assert_eq!(again.sum(TOTAL, &[("path_template", "/wait")]), 1.0);
+}
+
+/// Scrapes until `done` holds, for at most ten seconds.
+async fn scrape_until(addr: SocketAddr, done: impl Fn(&Exposition) -> bool) -> Exposition {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let exposition = scrape(addr, "/metrics").await;
+        if done(&exposition) {
+            return exposition;
+        }
+        assert!(Instant::now() < deadline, "condition not met within 10 s");
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_methods_paths_and_client_ids_stay_within_the_bound() {
+    let registry = Registry::new();
+    let layer = RequestMetricsLayer::builder()
+        .route(Route::new("/items/{id}"))
+        .max_client_ids(5)
+        .max_client_id_len(16)
+        .build(&registry)
+        .unwrap();
+    let addr = app(&registry, layer, Arc::default()).await;
+    for i in 0..60 {
+        let method = format!("X{i}");
+        let path = format!("/items/{}", "z".repeat(i + 1));
+        let client = format!("attacker-{i}");
+        let raw = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nx-verified-client: {client}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        send_raw(addr, &raw).await.unwrap();
+        get(addr, &format!("/random/{i}")).await;
+    }
+    let exposition = scrape(addr, "/metrics").await;
+    assert_eq!(exposition.series(TOTAL).len(), 1);
+    assert_eq!(
+        exposition.value(TOTAL, &total_labels("OTHER", "/items/{id}", "200")),
+        Some(60.0)
+    );
+    // Five ids got slots; everyone else shares one overflow value.
+    let api = exposition.series(API);
+    assert_eq!(api.len(), 6, "{api:?}");
+    let overflow = [
+        ("client_id", "__other__"),
+        ("method", "OTHER"),
+        ("path_template", "/items/{id}"),
+        ("status_code_family", "2xx"),
+    ];
+    assert_eq!(exposition.value(API, &overflow), Some(55.0));
+    assert_no_raw_paths(&exposition, &["zz", "/random", "X1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_ids_with_quotes_backslashes_and_newlines_round_trip() {
+    let registry = Registry::new();
+    let addr = app(&registry, layer(&registry), Arc::default()).await;
+    // Header values cannot carry a newline, so that id comes from the app.
+    let odd = [
+        "we\"ird",
+        "back\\slash",
+        "both\\\"end\\",
+        "spaces and = signs,{}",
+    ];
+    for id in odd {
+        request(addr, "GET", "/items/1", &[("x-verified-client", id)], None).await;
+    }
+    let exposition = scrape(addr, "/metrics").await;
+    for id in odd {
+        assert_eq!(exposition.sum(API, &[("client_id", id)]), 1.0, "{id:?}");
+    }
+
+    let registry = Registry::new();
+    let layer = RequestMetricsLayer::builder()
+        .route(Route::new("/").methods([Method::GET]).statuses([200]).api())
+        .clients(["line\nbreak"])
+        .build(&registry)
+        .unwrap();
+    let service = layer.layer(service_fn(|_: Request<String>| async {
+        let mut response = Response::new(String::new());
+        response
+            .extensions_mut()
+            .insert(ClientId::from_static("line\nbreak"));
+        Ok::<_, Infallible>(response)
+    }));
+    service
+        .oneshot(Request::get("/").body(String::new()).unwrap())
+        .await
+        .unwrap();
+    let text = MetricsExporter::new(registry).render().unwrap();
+    assert!(text.contains(r#"client_id="line\nbreak""#), "{text}");
+    let exposition = crate::support::parse(&text);
+    assert_eq!(exposition.sum(API, &[("client_id", "line\nbreak")]), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exporter_mounts_as_an_axum_route_service() {
+    let registry = Registry::new();
+    let layer = layer(&registry);
+    let router = axum::Router::new()
+        .route("/items/{id}", axum::routing::get(|| async { "item" }))
+        .route_service("/metrics", MetricsExporter::new(registry.clone()))
+        .layer(layer);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    assert_eq!(get(addr, "/items/abc").await.status, 200);
+    assert_eq!(
+        request(addr, "DELETE", "/items/abc", &[], None)
+            .await
+            .status,
+        405
+    );
+    assert_eq!(get(addr, "/nowhere").await.status, 404);
+    let response = get(addr, "/metrics").await;
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let exposition = crate::support::parse(&response.body);
+    assert_eq!(
+        exposition.value(TOTAL, &total_labels("GET", "/items/{id}", "200")),
+        Some(1.0)
+    );
+    assert_eq!(
+        exposition.value(TOTAL, &total_labels("DELETE", "/items/{id}", "405")),
+        Some(1.0)
+    );
+    assert_eq!(exposition.sum(TOTAL, &[]), 2.0);
+}
+
+fn assert_no_raw_paths(exposition: &Exposition, raw: &[&str]) {
+    for sample in &exposition.samples {
+        for value in sample.labels.values() {
+            for raw in raw {
+                assert!(
+                    !value.contains(raw),
+                    "raw value {raw:?} leaked into {sample:?}"
+                );
+            }
+        }
+    }
+}
