@@ -255,10 +255,10 @@ mod tests {
         }));
         let mut future = Box::pin(service.call(request(Method::GET, "/items/1")));
         let polled = catch_unwind(AssertUnwindSafe(|| {
-            let waker = std::task::Waker::noop();
+            let waker = std::task::Waker::from(Arc::new(NoWake));
             let _ = future
                 .as_mut()
-                .poll(&mut std::task::Context::from_waker(waker));
+                .poll(&mut std::task::Context::from_waker(&waker));
         }));
         assert!(polled.is_err());
         // Runtimes drop a panicked task after catching the unwind, when
@@ -269,6 +269,12 @@ mod tests {
         let text = render(&registry);
         assert_eq!(sample(&text, &total("GET", "/items/{id}", 500)), Some(1.0));
         assert_eq!(count_series(&text, "ctms_requests_total"), 1);
+    }
+
+    struct NoWake;
+
+    impl std::task::Wake for NoWake {
+        fn wake(self: Arc<Self>) {}
     }
 
     #[tokio::test]
