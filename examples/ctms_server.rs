@@ -36,8 +36,7 @@ use axum::routing::{get, get_service};
 use axum::{Json, Router};
 use base64::Engine as _;
 use prometheus::Registry;
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_prometheus::{
@@ -64,23 +63,15 @@ struct AppState {
 #[derive(Clone)]
 struct Contact {
     email_id: Uuid,
-    primary_email: String,
-    first_name: Option<String>,
-    last_name: Option<String>,
+    email: EmailFields,
 }
 
 impl Contact {
     fn to_json(&self) -> Value {
         let email_id = self.email_id.to_string();
-        json!({
-            "email_id": email_id,
-            "email": {
-                "email_id": email_id,
-                "primary_email": self.primary_email,
-                "first_name": self.first_name,
-                "last_name": self.last_name,
-            },
-        })
+        let mut email = json!(self.email);
+        email["email_id"] = json!(email_id);
+        json!({ "email_id": email_id, "email": email })
     }
 }
 
@@ -90,7 +81,7 @@ struct ContactBody {
     email: Option<EmailFields>,
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 struct EmailFields {
     primary_email: Option<String>,
     first_name: Option<String>,
@@ -104,53 +95,35 @@ struct SearchParams {
 }
 
 /// An error answered as `{"detail": "..."}`.
-struct ApiError {
-    status: StatusCode,
-    detail: String,
+type ApiError = (StatusCode, Json<Value>);
+
+fn api_error(status: StatusCode, detail: impl std::fmt::Display) -> ApiError {
+    (status, Json(json!({ "detail": detail.to_string() })))
 }
 
-impl ApiError {
-    fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            detail: detail.into(),
-        }
-    }
-
-    fn unprocessable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
-    }
-
-    fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "Unknown contact")
-    }
+fn unprocessable(detail: impl std::fmt::Display) -> ApiError {
+    api_error(StatusCode::UNPROCESSABLE_ENTITY, detail)
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({ "detail": self.detail }))).into_response()
-    }
+fn not_found() -> ApiError {
+    api_error(StatusCode::NOT_FOUND, "Unknown contact")
 }
 
 fn parse_clients(spec: &str) -> Result<Vec<(String, String)>, String> {
     let mut clients: Vec<(String, String)> = Vec::new();
     for (index, entry) in spec.split(',').enumerate() {
-        let position = index + 1;
-        let Some((id, secret)) = entry.split_once(':') else {
-            return Err(format!(
-                "CTMS_CLIENTS entry #{position} is not of the form client_id:secret"
-            ));
-        };
+        let bad = |why: &str| format!("CTMS_CLIENTS entry #{}: {why}", index + 1);
+        let (id, secret) = entry
+            .split_once(':')
+            .ok_or_else(|| bad("expected client_id:secret"))?;
         if id.is_empty() {
-            return Err(format!(
-                "CTMS_CLIENTS entry #{position} has an empty client id"
-            ));
+            return Err(bad("the client id is empty"));
         }
         if secret.is_empty() {
-            return Err(format!("CTMS_CLIENTS client {id:?} has an empty secret"));
+            return Err(bad("the secret is empty"));
         }
         if clients.iter().any(|(known, _)| known == id) {
-            return Err(format!("CTMS_CLIENTS lists client {id:?} twice"));
+            return Err(bad(&format!("client {id:?} is listed twice")));
         }
         clients.push((id.to_owned(), secret.to_owned()));
     }
@@ -206,6 +179,10 @@ fn metrics_layer(
         .build(registry)
 }
 
+/// The routes. Authentication wraps the panic catcher, so the 500 of a caught panic
+/// still carries the `ClientId`; it also runs before axum's 405 for the API paths.
+/// The metrics layer goes last (outermost): it sees every answer, 401s, 405s and
+/// fallback 404s included.
 fn app(state: AppState, registry: Registry, layer: RequestMetricsLayer) -> Router {
     let api = Router::new()
         .route("/ctms", get(search_contacts).post(create_contact))
@@ -227,7 +204,7 @@ fn app(state: AppState, registry: Registry, layer: RequestMetricsLayer) -> Route
         .route("/__lbheartbeat__", get(|| async { StatusCode::OK }))
         .route("/metrics", get_service(MetricsExporter::new(registry)))
         .merge(api)
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
+        .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
         .with_state(state)
         .layer(layer)
 }
@@ -258,7 +235,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 async fn require_client(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(client_id) = authenticate(&state.clients, &request) else {
-        let error = ApiError::new(StatusCode::UNAUTHORIZED, "Invalid or missing credentials");
+        let error = api_error(StatusCode::UNAUTHORIZED, "Invalid or missing credentials");
         let challenge = [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"))];
         return (challenge, error).into_response();
     };
@@ -297,37 +274,34 @@ impl AppState {
 }
 
 fn parse_email_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::unprocessable("email_id is not a valid UUID"))
+    Uuid::parse_str(raw).map_err(|_| unprocessable("email_id is not a valid UUID"))
 }
 
 fn path_email_id(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
-    let Path(raw) = path.map_err(|_| ApiError::unprocessable("email_id is not a valid UUID"))?;
-    parse_email_id(&raw)
+    path.map_err(|_| unprocessable("email_id is not a valid UUID"))
+        .and_then(|Path(raw)| parse_email_id(&raw))
 }
 
-/// Decodes a JSON object body; every kind of bad body is answered 422 (413 if too large).
-fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+/// Decodes a JSON object body: a bad body is answered 422 (413 if too large).
+fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<ContactBody, ApiError> {
     let bytes = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(rejection.status(), "Body too large"),
-        _ => ApiError::unprocessable("Unreadable body"),
+        StatusCode::PAYLOAD_TOO_LARGE => api_error(rejection.status(), "Body too large"),
+        _ => unprocessable("Unreadable body"),
     })?;
     let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|err| ApiError::unprocessable(format!("Invalid JSON: {err}")))?;
+        .map_err(|err| unprocessable(format!("Invalid JSON: {err}")))?;
     if !value.is_object() {
-        return Err(ApiError::unprocessable("Expected a JSON object"));
+        return Err(unprocessable("Expected a JSON object"));
     }
-    serde_json::from_value(value).map_err(|err| ApiError::unprocessable(err.to_string()))
+    serde_json::from_value(value).map_err(unprocessable)
 }
 
-fn required_email(body: ContactBody) -> Result<EmailFields, ApiError> {
-    let email = body
-        .email
-        .ok_or_else(|| ApiError::unprocessable("Missing field: email"))?;
+/// The `email` of a POST or PUT body, which needs a non-empty `primary_email`.
+fn full_email(body: Result<Bytes, BytesRejection>) -> Result<EmailFields, ApiError> {
+    let email = parse_body(body)?.email.unwrap_or_default();
     match &email.primary_email {
         Some(primary) if !primary.trim().is_empty() => Ok(email),
-        _ => Err(ApiError::unprocessable(
-            "Missing field: email.primary_email",
-        )),
+        _ => Err(unprocessable("Missing field: email.primary_email")),
     }
 }
 
@@ -335,12 +309,9 @@ async fn create_contact(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let email = required_email(parse_body(body)?)?;
     let contact = Contact {
         email_id: Uuid::new_v4(),
-        primary_email: email.primary_email.unwrap_or_default(),
-        first_name: email.first_name,
-        last_name: email.last_name,
+        email: full_email(body)?,
     };
     let response = contact.to_json();
     state.write().insert(contact.email_id, contact);
@@ -351,26 +322,25 @@ async fn search_contacts(
     State(state): State<AppState>,
     query: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let Query(params) =
-        query.map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, err.body_text()))?;
+    let Query(params) = query.map_err(|err| api_error(StatusCode::BAD_REQUEST, err.body_text()))?;
     let primary_email = params.primary_email.filter(|email| !email.is_empty());
     let email_id = params.email_id.filter(|id| !id.is_empty());
     if primary_email.is_none() && email_id.is_none() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "No identifiers provided, at least one is needed",
-        ));
+        let detail = "No identifiers provided: use primary_email or email_id";
+        return Err(api_error(StatusCode::BAD_REQUEST, detail));
     }
     let email_id = email_id.as_deref().map(parse_email_id).transpose()?;
+    let matches = |contact: &&Contact| {
+        email_id.map_or(true, |id| id == contact.email_id)
+            && primary_email.as_deref().map_or(true, |wanted| {
+                let primary = contact.email.primary_email.as_deref().unwrap_or_default();
+                wanted.eq_ignore_ascii_case(primary)
+            })
+    };
     let found = state
         .read()
         .values()
-        .filter(|contact| email_id.map_or(true, |id| id == contact.email_id))
-        .filter(|contact| {
-            primary_email.as_deref().map_or(true, |email| {
-                email.eq_ignore_ascii_case(&contact.primary_email)
-            })
-        })
+        .filter(matches)
         .map(Contact::to_json)
         .collect();
     Ok(Json(found))
@@ -382,85 +352,76 @@ async fn get_contact(
 ) -> Result<Json<Value>, ApiError> {
     let email_id = path_email_id(path)?;
     let contacts = state.read();
-    let contact = contacts.get(&email_id).ok_or_else(ApiError::not_found)?;
+    let contact = contacts.get(&email_id).ok_or_else(not_found)?;
     Ok(Json(contact.to_json()))
 }
 
+/// PATCH merges the given fields into the contact.
 async fn update_contact(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let email_id = path_email_id(path)?;
-    let patch: ContactBody = parse_body(body)?;
-    let patch = patch.email.unwrap_or_default();
+    let patch = parse_body(body)?.email.unwrap_or_default();
     if patch
         .primary_email
         .as_deref()
         .is_some_and(|e| e.trim().is_empty())
     {
-        return Err(ApiError::unprocessable(
-            "email.primary_email must not be empty",
-        ));
+        return Err(unprocessable("email.primary_email must not be empty"));
     }
     let mut contacts = state.write();
-    let contact = contacts
-        .get_mut(&email_id)
-        .ok_or_else(ApiError::not_found)?;
-    if let Some(primary_email) = patch.primary_email {
-        contact.primary_email = primary_email;
-    }
-    if let Some(first_name) = patch.first_name {
-        contact.first_name = Some(first_name);
-    }
-    if let Some(last_name) = patch.last_name {
-        contact.last_name = Some(last_name);
+    let contact = contacts.get_mut(&email_id).ok_or_else(not_found)?;
+    for (field, value) in [
+        (&mut contact.email.primary_email, patch.primary_email),
+        (&mut contact.email.first_name, patch.first_name),
+        (&mut contact.email.last_name, patch.last_name),
+    ] {
+        if value.is_some() {
+            *field = value;
+        }
     }
     Ok(Json(contact.to_json()))
 }
 
+/// PUT replaces the contact's fields.
 async fn replace_contact(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let email_id = path_email_id(path)?;
-    let email = required_email(parse_body(body)?)?;
+    let email = full_email(body)?;
     let mut contacts = state.write();
-    let contact = contacts
-        .get_mut(&email_id)
-        .ok_or_else(ApiError::not_found)?;
-    *contact = Contact {
-        email_id,
-        primary_email: email.primary_email.unwrap_or_default(),
-        first_name: email.first_name,
-        last_name: email.last_name,
-    };
+    let contact = contacts.get_mut(&email_id).ok_or_else(not_found)?;
+    contact.email = email;
     Ok(Json(contact.to_json()))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed right away, so a
+/// signal sent as soon as the address is printed is not missed.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
+    })
 }
 
 async fn run() -> Result<(), String> {
@@ -473,6 +434,8 @@ async fn run() -> Result<(), String> {
         clients: Arc::new(clients.into_iter().collect()),
         contacts: Arc::default(),
     };
+    let shutdown =
+        shutdown_signal().map_err(|err| format!("cannot install signal handlers: {err}"))?;
     let listener = tokio::net::TcpListener::bind(addr.as_str())
         .await
         .map_err(|err| format!("cannot listen on {addr:?}: {err}"))?;
@@ -485,7 +448,7 @@ async fn run() -> Result<(), String> {
         .map_err(|err| format!("cannot write to stdout: {err}"))?;
     drop(stdout);
     axum::serve(listener, app(state, registry, layer))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(|err| format!("server error: {err}"))
 }
