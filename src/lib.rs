@@ -179,6 +179,7 @@
 //!
 //! 1.81.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 mod client_id;
 mod error;
