@@ -14,7 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{
+    criterion_group, criterion_main, measurement::WallTime, BatchSize, BenchmarkGroup, Criterion,
+};
 use http::{Method, Request, Response};
 use prometheus::Registry;
 use tower::{Layer, Service};
@@ -135,26 +137,30 @@ fn per_request(c: &mut Criterion) {
         let template = request(path, header);
         let bare = Bare { client };
         if layered {
-            let mut service = layer.layer(bare);
-            group.bench_function(name, |b| {
-                b.iter_batched(
-                    || clone(&template),
-                    |req| black_box(serve(&mut service, req)),
-                    BatchSize::SmallInput,
-                )
-            });
+            bench_service(&mut group, name, layer.layer(bare), &template);
         } else {
-            let mut service = bare;
-            group.bench_function(name, |b| {
-                b.iter_batched(
-                    || clone(&template),
-                    |req| black_box(serve(&mut service, req)),
-                    BatchSize::SmallInput,
-                )
-            });
+            bench_service(&mut group, name, bare, &template);
         }
     }
     group.finish();
+}
+
+/// Times one request through `service`; building the request is not timed.
+fn bench_service<S>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    mut service: S,
+    template: &Request<()>,
+) where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+{
+    group.bench_function(name, |b| {
+        b.iter_batched(
+            || clone(template),
+            |req| black_box(serve(&mut service, req)),
+            BatchSize::SmallInput,
+        )
+    });
 }
 
 fn clone(request: &Request<()>) -> Request<()> {

@@ -338,12 +338,11 @@ impl Recorder {
         snapshot
     }
 
-    fn collect_families(&self, kinds: &[Kind]) -> Vec<MetricFamily> {
-        let mut duration = Vec::new();
-        let mut total = Vec::new();
-        let mut api = Vec::new();
+    /// Sums the shards into one family, listing every series that has
+    /// counts or was pre-initialised.
+    fn collect_family(&self, kind: Kind) -> MetricFamily {
+        let mut metrics = Vec::new();
         let routes = &self.common.routes;
-        let want = |kind| kinds.contains(&kind);
         for route in 0..routes.len() {
             let template = routes.template(route);
             for method in 0..METHOD_COUNT {
@@ -358,52 +357,43 @@ impl Recorder {
                         template,
                         family: family_label(family),
                     };
-                    if want(Kind::Total) {
-                        for (code, &count) in snap.codes.iter().enumerate() {
-                            let listed = preinit.is_some_and(|p| p.codes.contains(&code));
-                            if count > 0 || listed {
-                                total.push(labels.total(family, code, count));
+                    match kind {
+                        Kind::Total => {
+                            for (code, &count) in snap.codes.iter().enumerate() {
+                                let listed = preinit.is_some_and(|p| p.codes.contains(&code));
+                                if count > 0 || listed {
+                                    metrics.push(labels.total(family, code, count));
+                                }
                             }
                         }
-                    }
-                    let observed: u64 = snap.buckets.iter().sum();
-                    let listed = preinit.is_some_and(|p| !p.codes.is_empty());
-                    if want(Kind::Duration) && (observed > 0 || listed) {
-                        duration.push(labels.histogram(&snap, &self.common.bounds));
-                    }
-                    if want(Kind::Api) {
-                        for (slot, &count) in snap.clients.iter().enumerate() {
-                            let listed = preinit.is_some_and(|p| p.clients.contains(&slot));
-                            if count == 0 && !listed {
-                                continue;
+                        Kind::Duration => {
+                            let observed: u64 = snap.buckets.iter().sum();
+                            let listed = preinit.is_some_and(|p| !p.codes.is_empty());
+                            if observed > 0 || listed {
+                                metrics.push(labels.histogram(&snap, &self.common.bounds));
                             }
-                            if let Some(client) = self.common.clients.name(slot) {
-                                api.push(labels.api(client, count));
+                        }
+                        Kind::Api => {
+                            for (slot, &count) in snap.clients.iter().enumerate() {
+                                let listed = preinit.is_some_and(|p| p.clients.contains(&slot));
+                                if count == 0 && !listed {
+                                    continue;
+                                }
+                                if let Some(client) = self.common.clients.name(slot) {
+                                    metrics.push(labels.api(client, count));
+                                }
                             }
                         }
                     }
                 }
             }
         }
-        let mut families = Vec::new();
-        for kind in kinds {
-            let (metrics, help, kind_type) = match kind {
-                Kind::Duration => (
-                    std::mem::take(&mut duration),
-                    DURATION_HELP,
-                    MetricType::HISTOGRAM,
-                ),
-                Kind::Total => (std::mem::take(&mut total), TOTAL_HELP, MetricType::COUNTER),
-                Kind::Api => (std::mem::take(&mut api), API_HELP, MetricType::COUNTER),
-            };
-            let mut family = MetricFamily::default();
-            family.set_name(self.name(*kind).to_owned());
-            family.set_help(help.to_owned());
-            family.set_field_type(kind_type);
-            family.set_metric(metrics);
-            families.push(family);
-        }
-        families
+        let mut family = MetricFamily::default();
+        family.set_name(self.name(kind).to_owned());
+        family.set_help(kind.help().to_owned());
+        family.set_field_type(kind.metric_type());
+        family.set_metric(metrics);
+        family
     }
 }
 
@@ -516,11 +506,38 @@ fn thread_shard_seed() -> usize {
     })
 }
 
+/// The three families.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Duration,
     Total,
     Api,
+}
+
+impl Kind {
+    fn help(self) -> &'static str {
+        match self {
+            Self::Duration => DURATION_HELP,
+            Self::Total => TOTAL_HELP,
+            Self::Api => API_HELP,
+        }
+    }
+
+    fn metric_type(self) -> MetricType {
+        match self {
+            Self::Duration => MetricType::HISTOGRAM,
+            Self::Total | Self::Api => MetricType::COUNTER,
+        }
+    }
+
+    /// Label names, in name order.
+    fn labels(self) -> &'static [&'static str] {
+        match self {
+            Self::Duration => &[METHOD, PATH_TEMPLATE, STATUS_CODE_FAMILY],
+            Self::Total => &[METHOD, PATH_TEMPLATE, STATUS_CODE, STATUS_CODE_FAMILY],
+            Self::Api => &[CLIENT_ID, METHOD, PATH_TEMPLATE, STATUS_CODE_FAMILY],
+        }
+    }
 }
 
 /// One family, registered as its own collector.
@@ -532,21 +549,10 @@ struct FamilyCollector {
 
 impl FamilyCollector {
     fn new(recorder: Arc<Recorder>, kind: Kind) -> prometheus::Result<Self> {
-        let (help, labels): (&str, &[&str]) = match kind {
-            Kind::Duration => (DURATION_HELP, &[METHOD, PATH_TEMPLATE, STATUS_CODE_FAMILY]),
-            Kind::Total => (
-                TOTAL_HELP,
-                &[METHOD, PATH_TEMPLATE, STATUS_CODE, STATUS_CODE_FAMILY],
-            ),
-            Kind::Api => (
-                API_HELP,
-                &[CLIENT_ID, METHOD, PATH_TEMPLATE, STATUS_CODE_FAMILY],
-            ),
-        };
         let desc = Desc::new(
             recorder.name(kind).to_owned(),
-            help.to_owned(),
-            labels.iter().map(|l| (*l).to_owned()).collect(),
+            kind.help().to_owned(),
+            kind.labels().iter().map(|l| (*l).to_owned()).collect(),
             Default::default(),
         )?;
         Ok(Self {
@@ -577,7 +583,7 @@ impl Collector for FamilyCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        self.recorder.collect_families(&[self.kind])
+        vec![self.recorder.collect_family(self.kind)]
     }
 }
 
