@@ -2,19 +2,13 @@
 //! port and every behaviour is checked through HTTP and the parsed `/metrics`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
 use base64::Engine as _;
-use tokio::sync::oneshot;
 
-use crate::support::{get, request, scrape, send_raw, Exposition, HttpResponse};
+use crate::example::{Process, Server};
+use crate::support::{get, request, send_raw, Exposition};
 
-const DEADLINE: Duration = Duration::from_secs(30);
 const DEFAULT_CLIENTS: &str = "test_client:test_secret";
 const REQUESTS: &str = "ctms_requests_total";
 const DURATION: &str = "ctms_requests_duration_seconds";
@@ -31,170 +25,6 @@ const TEMPLATES: [&str; 9] = [
     "/ctms",
     CONTACT,
 ];
-
-/// The path of the example binary, next to this test binary's `deps` folder.
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary knows its path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test binary lives in target/<profile>/deps");
-    let binary = profile_dir
-        .join("examples")
-        .join(format!("ctms_server{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.is_file(),
-        "the example binary {} is missing: run `cargo build --example ctms_server` \
-         (a plain `cargo test` builds it too), then run the tests again",
-        binary.display()
-    );
-    binary
-}
-
-/// A running example process, killed and reaped on drop.
-struct Process {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    stderr_closed: Option<oneshot::Receiver<()>>,
-}
-
-impl Process {
-    /// Starts the example with `env`; the receiver yields its first stdout
-    /// line, or `None` if stdout closes first.
-    fn spawn(env: &[(&str, &str)]) -> (Self, oneshot::Receiver<Option<String>>) {
-        let mut command = Command::new(example_binary());
-        command
-            .env_remove("CTMS_ADDR")
-            .env_remove("CTMS_CLIENTS")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("the example binary starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr_pipe = child.stderr.take().expect("stderr is piped");
-
-        let (line_tx, line_rx) = oneshot::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let first = match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => None,
-                Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_owned()),
-            };
-            let _ = line_tx.send(first);
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (closed_tx, closed_rx) = oneshot::channel();
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut pipe = stderr_pipe;
-            let mut buffer = [0_u8; 4096];
-            while let Ok(read @ 1..) = pipe.read(&mut buffer) {
-                sink.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push_str(&String::from_utf8_lossy(&buffer[..read]));
-            }
-            let _ = closed_tx.send(());
-        });
-
-        let process = Self {
-            child,
-            stderr,
-            stderr_closed: Some(closed_rx),
-        };
-        (process, line_rx)
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Waits (with a deadline) until the process has exited.
-    async fn wait_for_exit(&mut self) -> ExitStatus {
-        let closed = self.stderr_closed.take().expect("waited for exit once");
-        if tokio::time::timeout(DEADLINE, closed).await.is_err() {
-            panic!(
-                "the example did not exit within {DEADLINE:?}; stderr:\n{}",
-                self.stderr()
-            );
-        }
-        self.child.wait().expect("the example can be reaped")
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The example listening on a free port.
-struct Server {
-    process: Process,
-    addr: SocketAddr,
-}
-
-impl Server {
-    async fn start(clients: &str) -> Self {
-        let (process, first_line) =
-            Process::spawn(&[("CTMS_ADDR", "127.0.0.1:0"), ("CTMS_CLIENTS", clients)]);
-        let line = match tokio::time::timeout(DEADLINE, first_line).await {
-            Ok(Ok(Some(line))) => line,
-            Ok(_) => panic!(
-                "the example closed stdout before listening; stderr:\n{}",
-                process.stderr()
-            ),
-            Err(_) => panic!(
-                "the example printed nothing within {DEADLINE:?}; stderr:\n{}",
-                process.stderr()
-            ),
-        };
-        let addr = line
-            .strip_prefix("listening on http://")
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first stdout line {line:?}"));
-        Self { process, addr }
-    }
-
-    async fn scrape(&self) -> Exposition {
-        scrape(self.addr, "/metrics").await
-    }
-
-    async fn get(&self, path: &str) -> HttpResponse {
-        get(self.addr, path).await
-    }
-
-    /// A request authenticated with `auth` (an `Authorization` value).
-    async fn api(&self, method: &str, path: &str, auth: &str, body: Option<&str>) -> HttpResponse {
-        let headers = [
-            ("Authorization", auth),
-            ("Content-Type", "application/json"),
-        ];
-        request(self.addr, method, path, &headers, body).await
-    }
-
-    async fn create_contact(&self, auth: &str, email: &str) -> String {
-        let body = format!(r#"{{"email": {{"primary_email": "{email}"}}}}"#);
-        let response = self.api("POST", "/ctms", auth, Some(&body)).await;
-        assert_eq!(response.status, 201, "POST /ctms: {}", response.body);
-        let json = response.json();
-        let email_id = json["email_id"].as_str().expect("email_id is a string");
-        let uuid = uuid::Uuid::parse_str(email_id).expect("email_id is a UUID");
-        assert_eq!(
-            uuid.get_version_num(),
-            4,
-            "email_id {email_id} is a UUID v4"
-        );
-        email_id.to_owned()
-    }
-}
 
 fn basic(client_id: &str, secret: &str) -> String {
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
@@ -1089,15 +919,19 @@ async fn bad_configuration_exits_non_zero_with_a_message() {
         ("CTMS_CLIENTS", "test_client:test_secret,"),
         ("CTMS_CLIENTS", ""),
         ("CTMS_ADDR", "not an address"),
+        ("CTMS_METRICS_ADDR", "not an address"),
+        ("CTMS_MAX_IN_FLIGHT", "0"),
+        ("CTMS_MAX_IN_FLIGHT", "many"),
+        ("CTMS_USE_MOZLOG", "maybe"),
     ];
     for (name, value) in cases {
         let mut env = vec![("CTMS_ADDR", "127.0.0.1:0")];
         env.retain(|(key, _)| *key != name);
         env.push((name, value));
-        let (mut process, first_line) = Process::spawn(&env);
+        let mut process = Process::spawn(&env);
         let status = process.wait_for_exit().await;
         let stderr = process.stderr();
-        let stdout = first_line.await.ok().flatten();
+        let stdout = process.stdout_lines();
         assert!(!status.success(), "{name}={value:?} was accepted");
         assert!(
             !stderr.trim().is_empty(),
@@ -1107,7 +941,11 @@ async fn bad_configuration_exits_non_zero_with_a_message() {
             !stderr.contains("panicked"),
             "{name}={value:?} panicked: {stderr}"
         );
-        assert_eq!(stdout, None, "{name}={value:?} printed to stdout");
+        assert_eq!(
+            stdout,
+            Vec::<String>::new(),
+            "{name}={value:?} printed to stdout"
+        );
         if name == "CTMS_CLIENTS" {
             assert!(
                 stderr.contains("CTMS_CLIENTS"),
@@ -1126,12 +964,5 @@ async fn bad_configuration_exits_non_zero_with_a_message() {
 async fn sigterm_stops_the_server_cleanly() {
     let mut server = Server::start(DEFAULT_CLIENTS).await;
     assert_eq!(server.get("/__lbheartbeat__").await.status, 200);
-    let pid = server.process.child.id().to_string();
-    let sent = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill(1) runs");
-    assert!(sent.success(), "kill -TERM {pid} failed");
-    let status = server.process.wait_for_exit().await;
-    assert!(status.success(), "exit status after SIGTERM: {status:?}");
+    server.process.terminate().await;
 }

@@ -2,5 +2,7 @@
 //! with the exposition parsed back series by series.
 
 mod ctms_server;
+mod example;
+mod example_ops;
 mod http_loopback;
 mod support;

@@ -11,8 +11,17 @@
 //! Environment variables:
 //!
 //! * `CTMS_ADDR`: address to listen on (default `127.0.0.1:8000`; port `0` picks a
-//!   free port). Once the server accepts connections it prints
+//!   free port). Once the server accepts connections it logs
 //!   `listening on http://ADDR` with the bound address.
+//! * `CTMS_METRICS_ADDR`: when set, `/metrics` is served on this address only
+//!   (typically `127.0.0.1:9090` or a private interface) and the public listener
+//!   answers 404 for it; the bound address is logged as
+//!   `metrics listening on http://ADDR`. Scrapes there never wait behind the
+//!   public listener's in-flight requests.
+//! * `CTMS_MAX_IN_FLIGHT`: requests the public listener serves at once (default
+//!   512); more wait for a slot.
+//! * `CTMS_USE_MOZLOG`: `true` (default) logs one MozLog JSON line per request on
+//!   stdout; `false` logs plain lines.
 //! * `CTMS_CLIENTS`: comma-separated `client_id:secret` pairs allowed to use the API
 //!   routes through HTTP Basic authentication (default `test_client:test_secret`).
 //!   A client id may contain any character except `:` and `,`.
@@ -22,7 +31,9 @@
 //! when the process stops (Ctrl-C or SIGTERM).
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::net::SocketAddr;
+mod log;
+
 use std::process::ExitCode;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -38,6 +49,7 @@ use base64::Engine as _;
 use prometheus::Registry;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_prometheus::{
     BuildError, ClientId, MetricsExporter, RequestMetricsLayer, Route, DEFAULT_MAX_CLIENT_IDS,
@@ -47,6 +59,7 @@ use uuid::Uuid;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 const DEFAULT_CLIENTS: &str = "test_client:test_secret";
+const DEFAULT_MAX_IN_FLIGHT: &str = "512";
 const DOCS_PAGE: &str = "<!doctype html>\n<html><head><title>CTMS</title></head><body>\
 <h1>CTMS example</h1><p>Contact API: <code>/ctms</code>, <code>/ctms/{email_id}</code> \
 (HTTP Basic). Metrics: <a href=\"./metrics\">/metrics</a>.</p></body></html>\n";
@@ -179,11 +192,21 @@ fn metrics_layer(
         .build(registry)
 }
 
-/// The routes. Authentication wraps the panic catcher, so the 500 of a caught panic
-/// still carries the `ClientId`; it also runs before axum's 405 for the API paths.
-/// The metrics layer goes last (outermost): it sees every answer, 401s, 405s and
-/// fallback 404s included.
-fn app(state: AppState, registry: Registry, layer: RequestMetricsLayer) -> Router {
+/// How the two listeners are served.
+struct Config {
+    logger: log::Logger,
+    layer: RequestMetricsLayer,
+    /// `Some` when `/metrics` is served on the public listener too.
+    public_metrics: Option<Registry>,
+    max_in_flight: usize,
+}
+
+/// The public routes. Authentication wraps the panic catcher, so the 500 of a
+/// caught panic still carries the `ClientId`; it also runs before axum's 405 for
+/// the API paths. The metrics layer wraps the routes and the fallback: it sees
+/// every answer, 401s, 405s and 404s included. Outside it, the in-flight limit,
+/// then the request log (which sees the time spent waiting for a slot).
+fn app(state: AppState, config: &Config) -> Router {
     let api = Router::new()
         .route("/ctms", get(search_contacts).post(create_contact))
         .route(
@@ -196,17 +219,44 @@ fn app(state: AppState, registry: Registry, layer: RequestMetricsLayer) -> Route
             state.clone(),
             require_client,
         ));
-    Router::new()
+    let public = Router::new()
         .route("/", get(|| async { Redirect::temporary("./docs") }))
         .route("/docs", get(|| async { Html(DOCS_PAGE) }))
         .route("/__version__", get(version))
         .route("/__heartbeat__", get(heartbeat))
-        .route("/__lbheartbeat__", get(|| async { StatusCode::OK }))
-        .route("/metrics", get_service(MetricsExporter::new(registry)))
+        .route("/__lbheartbeat__", get(|| async { StatusCode::OK }));
+    let public = match &config.public_metrics {
+        Some(registry) => public.route(
+            "/metrics",
+            get_service(MetricsExporter::new(registry.clone())),
+        ),
+        None => public,
+    };
+    public
         .merge(api)
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
         .with_state(state)
-        .layer(layer)
+        .layer(config.layer.clone())
+        // One semaphore shared by every route (axum applies layers per route).
+        .layer(GlobalConcurrencyLimitLayer::new(config.max_in_flight))
+        .layer(middleware::from_fn_with_state(
+            config.logger.clone(),
+            log::log_request,
+        ))
+}
+
+/// The private listener's routes: `/metrics` only, recorded and logged like the
+/// public routes but with no in-flight limit, so a saturated public listener
+/// cannot delay a scrape.
+fn metrics_app(registry: Registry, config: &Config) -> Router {
+    Router::new()
+        .route("/metrics", get_service(MetricsExporter::new(registry)))
+        .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
+        .layer(config.layer.clone())
+        .layer(middleware::from_fn_with_state(
+            config.logger.clone(),
+            log::log_request,
+        ))
 }
 
 /// Returns the configured client id whose credentials match the `Authorization` header.
@@ -424,9 +474,47 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+fn env_flag(name: &str, default: bool) -> Result<bool, String> {
+    match env_or_default(name, if default { "true" } else { "false" })?
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        other => Err(format!("{name} must be true or false, not {other:?}")),
+    }
+}
+
+async fn bind(name: &str, addr: &str) -> Result<(tokio::net::TcpListener, SocketAddr), String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|err| format!("cannot listen on {name}={addr:?}: {err}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|err| format!("cannot read the address bound for {name}: {err}"))?;
+    Ok((listener, bound))
+}
+
 async fn run() -> Result<(), String> {
     let addr = env_or_default("CTMS_ADDR", DEFAULT_ADDR)?;
+    let metrics_addr = match std::env::var("CTMS_METRICS_ADDR") {
+        Ok(value) => Some(value),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err("CTMS_METRICS_ADDR is not valid UTF-8".to_owned())
+        }
+    };
     let clients = parse_clients(&env_or_default("CTMS_CLIENTS", DEFAULT_CLIENTS)?)?;
+    let max_in_flight = env_or_default("CTMS_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)?;
+    let max_in_flight = match max_in_flight.parse::<usize>() {
+        Ok(n) if n > 0 => n,
+        _ => {
+            return Err(format!(
+                "CTMS_MAX_IN_FLIGHT must be a positive integer, not {max_in_flight:?}"
+            ))
+        }
+    };
+    let logger = log::Logger::new(env_flag("CTMS_USE_MOZLOG", true)?);
     let registry = Registry::new();
     let layer = metrics_layer(&registry, &clients)
         .map_err(|err| format!("cannot build the metrics layer: {err}"))?;
@@ -434,23 +522,66 @@ async fn run() -> Result<(), String> {
         clients: Arc::new(clients.into_iter().collect()),
         contacts: Arc::default(),
     };
+    let config = Config {
+        logger: logger.clone(),
+        layer,
+        public_metrics: metrics_addr.is_none().then(|| registry.clone()),
+        max_in_flight,
+    };
     let shutdown =
         shutdown_signal().map_err(|err| format!("cannot install signal handlers: {err}"))?;
-    let listener = tokio::net::TcpListener::bind(addr.as_str())
-        .await
-        .map_err(|err| format!("cannot listen on {addr:?}: {err}"))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|err| format!("cannot read the bound address: {err}"))?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on http://{bound}")
-        .and_then(|()| stdout.flush())
-        .map_err(|err| format!("cannot write to stdout: {err}"))?;
-    drop(stdout);
-    axum::serve(listener, app(state, registry, layer))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|err| format!("server error: {err}"))
+    // Both listeners are bound before either is announced, so a script that waits
+    // for the announcements can use both at once.
+    let (listener, bound) = bind("CTMS_ADDR", &addr).await?;
+    let private = match &metrics_addr {
+        Some(metrics_addr) => Some(bind("CTMS_METRICS_ADDR", metrics_addr).await?),
+        None => None,
+    };
+    let announce = |which, addr| {
+        logger
+            .listening(which, addr)
+            .map_err(|err| format!("cannot write to stdout: {err}"))
+    };
+    announce("public", bound)?;
+    if let Some((_, metrics_bound)) = &private {
+        announce("metrics", *metrics_bound)?;
+    }
+
+    // Either listener stopping (by a signal or an error) stops the other.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    tokio::spawn({
+        let stop_tx = stop_tx.clone();
+        async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        }
+    });
+    let public =
+        axum::serve(listener, app(state, &config)).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let public = async {
+        let result = public.await.map_err(|err| format!("server error: {err}"));
+        let _ = stop_tx.send(true);
+        result
+    };
+    match private {
+        None => public.await,
+        Some((metrics_listener, _)) => {
+            let private = axum::serve(metrics_listener, metrics_app(registry, &config))
+                .with_graceful_shutdown(stopped(stop_rx));
+            let private = async {
+                let result = private
+                    .await
+                    .map_err(|err| format!("metrics server error: {err}"));
+                let _ = stop_tx.send(true);
+                result
+            };
+            let (public, private) = tokio::join!(public, private);
+            public.and(private)
+        }
+    }
 }
 
 #[tokio::main]
