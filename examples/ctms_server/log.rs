@@ -48,14 +48,14 @@ impl Logger {
         fields.insert("msg".into(), json!(msg));
         fields.insert("listener".into(), json!(which));
         fields.insert("addr".into(), json!(addr.to_string()));
-        self.write("ctms.startup", SEVERITY_INFO, fields, &msg)
+        self.write("ctms.startup", SEVERITY_INFO, &fields, &msg)
     }
 
     fn write(
         &self,
         kind: &str,
         severity: u8,
-        fields: Map<String, Value>,
+        fields: &Map<String, Value>,
         plain: &str,
     ) -> std::io::Result<()> {
         let now = SystemTime::now()
@@ -178,7 +178,7 @@ impl Logger {
         } else {
             SEVERITY_INFO
         };
-        self.write("request.summary", severity, fields, &plain)
+        self.write("request.summary", severity, &fields, &plain)
     }
 }
 
