@@ -5,4 +5,5 @@ mod ctms_server;
 mod example;
 mod example_ops;
 mod http_loopback;
+mod prometheus;
 mod support;
