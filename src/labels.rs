@@ -27,6 +27,14 @@ const METHODS: [&str; METHOD_COUNT] = [
     OTHER_METHOD,
 ];
 
+/// Method indexes in the order of their label values, the order a scrape
+/// lists series in.
+pub(crate) fn methods_in_label_order() -> [usize; METHOD_COUNT] {
+    let mut order: [usize; METHOD_COUNT] = std::array::from_fn(|index| index);
+    order.sort_unstable_by_key(|&index| METHODS[index]);
+    order
+}
+
 /// Number of status code families (`1xx` to `9xx`); `http::StatusCode`
 /// guarantees codes in `100..=999`.
 pub(crate) const FAMILY_COUNT: usize = 9;

@@ -38,6 +38,11 @@ pub struct RequestMetricsLayer {
 }
 
 impl RequestMetricsLayer {
+    #[cfg(test)]
+    pub(crate) fn recorder(&self) -> &Arc<crate::recorder::Recorder> {
+        &self.shared.recorder
+    }
+
     /// A builder with the CTMS defaults: namespace `ctms`, the default
     /// buckets, no routes, unmatched paths not recorded.
     pub fn builder() -> Builder {

@@ -181,7 +181,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+mod body;
 mod client_id;
+#[cfg(feature = "gzip")]
+mod compression;
 mod error;
 mod exporter;
 mod future;
@@ -194,6 +197,7 @@ mod service;
 #[cfg(test)]
 mod test_helpers;
 
+pub use body::MetricsBody;
 pub use client_id::ClientId;
 pub use error::BuildError;
 pub use exporter::{MetricsExporter, TEXT_CONTENT_TYPE};

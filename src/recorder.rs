@@ -31,8 +31,8 @@ use prometheus::{
 use crate::{
     client_id::{ClientSlot, ClientTable},
     labels::{
-        family_label, method_label, status_code_label, Status, CODES_PER_FAMILY, FAMILY_COUNT,
-        METHOD_COUNT,
+        family_label, method_label, methods_in_label_order, status_code_label, Status,
+        CODES_PER_FAMILY, FAMILY_COUNT, METHOD_COUNT,
     },
     routes::{RouteId, Routes},
     BuildError,
@@ -81,6 +81,10 @@ pub(crate) struct Common {
     bounds_ns: Box<[u64]>,
     /// The same bounds in seconds, as configured, for the scrape.
     bounds: Box<[f64]>,
+    /// Route ids by template and method indexes by label: the order the
+    /// registry sorts series in, so that its sort finds them sorted.
+    routes_in_label_order: Box<[RouteId]>,
+    methods_in_label_order: [usize; METHOD_COUNT],
 }
 
 /// The cells of one (route, method, status family) group in one shard.
@@ -89,6 +93,10 @@ pub(crate) struct Common {
 /// share one (adjacent-line prefetching pulls pairs of lines).
 #[repr(align(128))]
 struct FamilyCells {
+    /// Bit `n` is set once status code `n` of the family has been counted
+    /// (or pre-initialised), so a scrape reads only the codes in use rather
+    /// than all hundred.
+    used_codes: [AtomicU64; USED_WORDS],
     /// One counter per status code of the family.
     codes: [AtomicU64; CODES_PER_FAMILY],
     /// Non-cumulative bucket counts; the last one is `+Inf`. Their sum is the
@@ -104,10 +112,24 @@ struct FamilyCells {
 impl FamilyCells {
     fn new(buckets: usize) -> Self {
         Self {
+            used_codes: std::array::from_fn(|_| AtomicU64::new(0)),
             codes: std::array::from_fn(|_| AtomicU64::new(0)),
             buckets: (0..=buckets).map(|_| AtomicU64::new(0)).collect(),
             sum_ns: AtomicU64::new(0),
             clients: OnceLock::new(),
+        }
+    }
+
+    /// Marks status code `code` of the family as in use.
+    #[inline]
+    fn mark_used(&self, code: usize) {
+        let (word, bit) = (code / 64, 1 << (code % 64));
+        if let Some(word) = self.used_codes.get(word) {
+            // A plain load first: after a code's first request the bit is
+            // set, and the read-modify-write is skipped.
+            if word.load(Ordering::Relaxed) & bit == 0 {
+                word.fetch_or(bit, Ordering::Relaxed);
+            }
         }
     }
 
@@ -150,6 +172,7 @@ impl Shard {
             return;
         };
         if let Some(code) = cells.codes.get(status.code_in_family) {
+            cells.mark_used(status.code_in_family);
             code.fetch_add(1, Ordering::Relaxed);
         }
         let bounds = &self.common.bounds_ns;
@@ -217,11 +240,15 @@ impl Recorder {
             shards,
         } = config;
         let groups = group_count(routes.len());
+        let mut routes_in_label_order: Box<[RouteId]> = (0..routes.len()).collect();
+        routes_in_label_order.sort_by(|&a, &b| routes.template(a).cmp(routes.template(b)));
         let common = Arc::new(Common {
             routes,
             clients,
             bounds_ns: bounds.iter().map(|&b| seconds_to_ns(b)).collect(),
             bounds: bounds.into(),
+            routes_in_label_order,
+            methods_in_label_order: methods_in_label_order(),
         });
         let shards: Box<[Arc<Shard>]> = (0..shards.max(1).next_power_of_two())
             .map(|_| {
@@ -299,6 +326,9 @@ impl Recorder {
                 continue;
             }
             if let Some(cells) = shard.group(index) {
+                for &code in &preinit.codes {
+                    cells.mark_used(code);
+                }
                 if !preinit.clients.is_empty() {
                     cells.clients(self.common.clients.slots());
                 }
@@ -306,87 +336,94 @@ impl Recorder {
         }
     }
 
-    /// Sums one group across shards; `None` if no shard has its cells.
-    fn group_snapshot(&self, index: usize) -> Option<GroupSnapshot> {
-        let mut snapshot: Option<GroupSnapshot> = None;
-        for shard in self.shards.iter() {
-            let Some(cells) = shard.groups.get(index).and_then(OnceLock::get) else {
-                continue;
-            };
-            let snap = snapshot.get_or_insert_with(|| GroupSnapshot {
-                codes: [0; CODES_PER_FAMILY],
-                buckets: vec![0; cells.buckets.len()],
-                sum_ns: 0,
-                clients: Vec::new(),
-            });
-            for (total, cell) in snap.codes.iter_mut().zip(cells.codes.iter()) {
-                *total += cell.load(Ordering::Relaxed);
-            }
-            for (total, cell) in snap.buckets.iter_mut().zip(cells.buckets.iter()) {
-                *total += cell.load(Ordering::Relaxed);
-            }
-            snap.sum_ns += cells.sum_ns.load(Ordering::Relaxed);
-            if let Some(clients) = cells.clients.get() {
-                if snap.clients.len() < clients.len() {
-                    snap.clients.resize(clients.len(), 0);
-                }
-                for (total, cell) in snap.clients.iter_mut().zip(clients.iter()) {
-                    *total += cell.load(Ordering::Relaxed);
-                }
-            }
-        }
-        snapshot
-    }
-
     /// Sums the shards into one family, listing every series that has
-    /// counts or was pre-initialised.
+    /// counts or was pre-initialised, in the order the registry sorts them
+    /// (by label values), so that its sort has nothing to do.
     fn collect_family(&self, kind: Kind) -> MetricFamily {
+        let common = &self.common;
         let mut metrics = Vec::new();
-        let routes = &self.common.routes;
-        for route in 0..routes.len() {
-            let template = routes.template(route);
-            for method in 0..METHOD_COUNT {
+        // Scratch space reused across groups: no allocation per group.
+        let mut cells: Vec<&FamilyCells> = Vec::with_capacity(self.shards.len());
+        let mut sums: Vec<u64> = Vec::new();
+        let mut api: Vec<ApiSeries> = Vec::new();
+        for (method_rank, &method) in common.methods_in_label_order.iter().enumerate() {
+            for (route_rank, &route) in common.routes_in_label_order.iter().enumerate() {
                 for family in 0..FAMILY_COUNT {
                     let index = group_index(route, method, family);
-                    let Some(snap) = self.group_snapshot(index) else {
+                    cells.clear();
+                    cells.extend(
+                        self.shards
+                            .iter()
+                            .filter_map(|shard| shard.groups.get(index)?.get())
+                            .map(|cells| &**cells),
+                    );
+                    if cells.is_empty() {
                         continue;
-                    };
-                    let preinit = self.preinit.get(index);
+                    }
                     let labels = GroupLabels {
                         method: method_label(method),
-                        template,
+                        template: common.routes.template(route),
                         family: family_label(family),
                     };
+                    let preinit = self.preinit.get(index);
                     match kind {
                         Kind::Total => {
-                            for (code, &count) in snap.codes.iter().enumerate() {
-                                let listed = preinit.is_some_and(|p| p.codes.contains(&code));
-                                if count > 0 || listed {
-                                    metrics.push(labels.total(family, code, count));
-                                }
+                            for code in used_codes(&cells) {
+                                let count = cells
+                                    .iter()
+                                    .map(|c| c.codes[code].load(Ordering::Relaxed))
+                                    .sum();
+                                metrics.push(labels.total(family, code, count));
                             }
                         }
                         Kind::Duration => {
-                            let observed: u64 = snap.buckets.iter().sum();
+                            sums.clear();
+                            sums.resize(common.bounds.len() + 1, 0);
+                            let mut sum_ns = 0_u64;
+                            for cell in &cells {
+                                for (total, bucket) in sums.iter_mut().zip(cell.buckets.iter()) {
+                                    *total += bucket.load(Ordering::Relaxed);
+                                }
+                                sum_ns = sum_ns.wrapping_add(cell.sum_ns.load(Ordering::Relaxed));
+                            }
+                            let observed: u64 = sums.iter().sum();
                             let listed = preinit.is_some_and(|p| !p.codes.is_empty());
                             if observed > 0 || listed {
-                                metrics.push(labels.histogram(&snap, &self.common.bounds));
+                                metrics.push(labels.histogram(&sums, sum_ns, &common.bounds));
                             }
                         }
                         Kind::Api => {
-                            for (slot, &count) in snap.clients.iter().enumerate() {
-                                let listed = preinit.is_some_and(|p| p.clients.contains(&slot));
-                                if count == 0 && !listed {
+                            sums.clear();
+                            for cell in &cells {
+                                let Some(clients) = cell.clients.get() else {
                                     continue;
+                                };
+                                if sums.len() < clients.len() {
+                                    sums.resize(clients.len(), 0);
                                 }
-                                if let Some(client) = self.common.clients.name(slot) {
-                                    metrics.push(labels.api(client, count));
+                                for (total, count) in sums.iter_mut().zip(clients.iter()) {
+                                    *total += count.load(Ordering::Relaxed);
+                                }
+                            }
+                            for (slot, &count) in sums.iter().enumerate() {
+                                let listed = preinit.is_some_and(|p| p.clients.contains(&slot));
+                                if count > 0 || listed {
+                                    api.push(ApiSeries {
+                                        slot,
+                                        method_rank,
+                                        route_rank,
+                                        family,
+                                        count,
+                                    });
                                 }
                             }
                         }
                     }
                 }
             }
+        }
+        if kind == Kind::Api {
+            metrics = self.api_metrics(api);
         }
         let mut family = MetricFamily::default();
         family.set_name(self.name(kind).to_owned());
@@ -395,13 +432,64 @@ impl Recorder {
         family.set_metric(metrics);
         family
     }
+
+    /// The API counters, sorted by client id first as the registry sorts
+    /// them; the sort is on small integers, not on label strings.
+    fn api_metrics(&self, mut api: Vec<ApiSeries>) -> Vec<proto::Metric> {
+        let clients = &self.common.clients;
+        let mut slots: Vec<(ClientSlot, &str)> = (0..clients.slots())
+            .filter_map(|slot| Some((slot, clients.name(slot)?)))
+            .collect();
+        slots.sort_unstable_by_key(|&(_, name)| name);
+        let mut client_rank = vec![usize::MAX; clients.slots()];
+        for (rank, &(slot, _)) in slots.iter().enumerate() {
+            client_rank[slot] = rank;
+        }
+        api.retain(|series| {
+            client_rank
+                .get(series.slot)
+                .is_some_and(|&r| r != usize::MAX)
+        });
+        api.sort_unstable_by_key(|s| (client_rank[s.slot], s.method_rank, s.route_rank, s.family));
+        let common = &self.common;
+        api.into_iter()
+            .filter_map(|series| {
+                let client = clients.name(series.slot)?;
+                let method = common.methods_in_label_order[series.method_rank];
+                let route = common.routes_in_label_order[series.route_rank];
+                let labels = GroupLabels {
+                    method: method_label(method),
+                    template: common.routes.template(route),
+                    family: family_label(series.family),
+                };
+                Some(labels.api(client, series.count))
+            })
+            .collect()
+    }
 }
 
-struct GroupSnapshot {
-    codes: [u64; CODES_PER_FAMILY],
-    buckets: Vec<u64>,
-    sum_ns: u64,
-    clients: Vec<u64>,
+/// Words of the used-codes bit set.
+const USED_WORDS: usize = CODES_PER_FAMILY.div_ceil(64);
+
+/// The status codes (within the family) any of `cells` has in use, in
+/// ascending order.
+fn used_codes(cells: &[&FamilyCells]) -> impl Iterator<Item = usize> {
+    let mut used = [0_u64; USED_WORDS];
+    for cell in cells {
+        for (word, cell_word) in used.iter_mut().zip(cell.used_codes.iter()) {
+            *word |= cell_word.load(Ordering::Relaxed);
+        }
+    }
+    (0..CODES_PER_FAMILY).filter(move |&code| used[code / 64] & (1 << (code % 64)) != 0)
+}
+
+/// One API counter series found by a scrape, before sorting.
+struct ApiSeries {
+    slot: ClientSlot,
+    method_rank: usize,
+    route_rank: usize,
+    family: usize,
+    count: u64,
 }
 
 struct GroupLabels<'a> {
@@ -438,7 +526,8 @@ impl GroupLabels<'_> {
         metric
     }
 
-    fn histogram(&self, snap: &GroupSnapshot, bounds: &[f64]) -> proto::Metric {
+    /// `buckets` are the non-cumulative counts, `+Inf` last.
+    fn histogram(&self, counts: &[u64], sum_ns: u64, bounds: &[f64]) -> proto::Metric {
         let mut metric = proto::Metric::from_label(vec![
             label(METHOD, self.method),
             label(PATH_TEMPLATE, self.template),
@@ -446,7 +535,7 @@ impl GroupLabels<'_> {
         ]);
         let mut cumulative = 0;
         let mut buckets = Vec::with_capacity(bounds.len());
-        for (&bound, &count) in bounds.iter().zip(snap.buckets.iter()) {
+        for (&bound, &count) in bounds.iter().zip(counts.iter()) {
             cumulative += count;
             let mut bucket = proto::Bucket::default();
             bucket.set_upper_bound(bound);
@@ -455,8 +544,8 @@ impl GroupLabels<'_> {
         }
         let mut histogram = proto::Histogram::default();
         // The encoder writes the `+Inf` bucket from the count.
-        histogram.set_sample_count(snap.buckets.iter().sum());
-        histogram.set_sample_sum(snap.sum_ns as f64 / 1e9);
+        histogram.set_sample_count(counts.iter().sum());
+        histogram.set_sample_sum(sum_ns as f64 / 1e9);
         histogram.set_bucket(buckets);
         metric.set_histogram(histogram);
         metric
@@ -592,5 +681,94 @@ impl fmt::Debug for FamilyCollector {
         f.debug_struct("FamilyCollector")
             .field("name", &self.recorder.name(self.kind))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{Method, StatusCode};
+
+    use super::*;
+    use crate::{labels::method_index, RequestMetricsLayer, Route};
+
+    fn label_values(family: &MetricFamily) -> Vec<Vec<String>> {
+        family
+            .get_metric()
+            .iter()
+            .map(|metric| {
+                metric
+                    .get_label()
+                    .iter()
+                    .map(|pair| pair.value().to_owned())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_scrape_lists_series_in_the_order_the_registry_sorts_them() {
+        // Templates, methods and clients registered out of label order.
+        let layer = RequestMetricsLayer::builder()
+            .routes(["/zebra", "/alpha/{id}", "/middle"].map(|template| {
+                Route::new(template)
+                    .methods([Method::PUT, Method::GET, Method::DELETE])
+                    .statuses([404, 200, 503, 201])
+                    .api()
+            }))
+            .clients(["zoe", "adam", "mia"])
+            .build(&Registry::new())
+            .unwrap();
+        let recorder = layer.recorder();
+        // Counts in other shards too, for a client only a request knows.
+        for (index, shard) in recorder.shards.iter().enumerate() {
+            let client = recorder
+                .common
+                .clients
+                .slot(if index % 2 == 0 { "bob" } else { "adam" });
+            let status = Status::of(StatusCode::from_u16(418).unwrap());
+            shard.record(0, method_index(&Method::POST), status, Some(client), 5);
+        }
+        for kind in [Kind::Total, Kind::Duration, Kind::Api] {
+            let family = recorder.collect_family(kind);
+            let listed = label_values(&family);
+            let mut sorted = listed.clone();
+            sorted.sort();
+            assert_eq!(listed, sorted, "{kind:?} is listed out of order");
+            assert!(listed.len() > 10, "{kind:?}: {listed:?}");
+        }
+        let api = label_values(&recorder.collect_family(Kind::Api));
+        let clients: Vec<&str> = api.iter().map(|labels| labels[0].as_str()).collect();
+        assert!(
+            clients.contains(&"bob") && clients.contains(&"zoe"),
+            "{clients:?}"
+        );
+    }
+
+    #[test]
+    fn a_scrape_reads_every_code_in_use_and_only_those() {
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/a").methods([Method::GET]).statuses([200]))
+            .build(&Registry::new())
+            .unwrap();
+        let recorder = layer.recorder();
+        let get = method_index(&Method::GET);
+        for code in [200_u16, 299, 263, 200] {
+            let status = Status::of(StatusCode::from_u16(code).unwrap());
+            recorder.shards[recorder.shards.len() - 1].record(0, get, status, None, 1);
+        }
+        let total = recorder.collect_family(Kind::Total);
+        let codes: Vec<(String, f64)> = total
+            .get_metric()
+            .iter()
+            .map(|metric| {
+                (
+                    metric.get_label()[2].value().to_owned(),
+                    metric.get_counter().get_value(),
+                )
+            })
+            .collect();
+        let expected = [("200", 2.0), ("263", 1.0), ("299", 1.0)]
+            .map(|(code, count)| (code.to_owned(), count));
+        assert_eq!(codes, expected);
     }
 }

@@ -18,7 +18,7 @@ use tokio::{
     sync::Notify,
 };
 use tower::{service_fn, Layer, Service, ServiceExt};
-use tower_prometheus::{ClientId, MetricsExporter, RequestMetricsLayer, Route};
+use tower_prometheus::{ClientId, MetricsBody, MetricsExporter, RequestMetricsLayer, Route};
 
 use crate::support::{get, request, scrape, send_raw, Exposition};
 
@@ -29,13 +29,16 @@ const BUCKET: &str = "ctms_requests_duration_seconds_bucket";
 
 /// Serves `service` with hyper on a fresh loopback port, one task per
 /// connection, for as long as the test runtime lives.
-async fn serve_with_hyper<S>(service: S) -> SocketAddr
+async fn serve_with_hyper<S, B>(service: S) -> SocketAddr
 where
-    S: Service<Request<Incoming>, Response = Response<String>, Error = Infallible>
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -89,7 +92,8 @@ async fn app(registry: &Registry, layer: RequestMetricsLayer, wait: Arc<Wait>) -
             if request.uri().path() == "/metrics" {
                 exporter.oneshot(request).await
             } else {
-                handler.oneshot(request).await
+                let response = handler.oneshot(request).await;
+                response.map(|response| response.map(MetricsBody::from))
             }
         }
     }))
@@ -269,6 +273,40 @@ async fn the_exporter_answers_get_and_head_with_a_versioned_type_and_405_otherwi
         assert_eq!(response.status, 405, "{method}");
         assert_eq!(response.header("allow"), Some("GET, HEAD"));
     }
+}
+
+#[cfg(feature = "gzip")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scraper_that_accepts_gzip_gets_the_same_exposition_gzipped() {
+    use std::io::Read;
+
+    let registry = Registry::new();
+    let addr = app(&registry, layer(&registry), Arc::default()).await;
+    assert_eq!(get(addr, "/items/1").await.status, 200);
+
+    let plain = get(addr, "/metrics").await;
+    assert_eq!(plain.header("content-encoding"), None);
+    let accept = [("Accept-Encoding", "gzip")];
+    let gzipped = request(addr, "GET", "/metrics", &accept, None).await;
+    assert_eq!(gzipped.status, 200);
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    assert_eq!(gzipped.header("vary"), Some("accept-encoding"));
+    assert!(
+        gzipped.raw_body.len() < plain.raw_body.len(),
+        "{} bytes gzipped, {} plain",
+        gzipped.raw_body.len(),
+        plain.raw_body.len()
+    );
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&gzipped.raw_body[..])
+        .read_to_string(&mut text)
+        .expect("the body is gzip");
+    assert_eq!(text, plain.body);
+    let exposition = crate::support::parse(&text);
+    assert_eq!(
+        exposition.sum("ctms_requests_total", &[("path_template", "/items/{id}")]),
+        1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

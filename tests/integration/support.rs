@@ -270,6 +270,8 @@ pub(crate) struct HttpResponse {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: String,
+    /// The body as received, for bodies that are not text.
+    pub(crate) raw_body: Vec<u8>,
 }
 
 impl HttpResponse {
@@ -353,6 +355,7 @@ fn parse_response(mut bytes: &[u8], head_request: bool) -> io::Result<HttpRespon
             status,
             headers,
             body: String::new(),
+            raw_body: Vec::new(),
         };
         let no_body = head_request || status == 204 || status == 304;
         let body = if no_body {
@@ -377,6 +380,7 @@ fn parse_response(mut bytes: &[u8], head_request: bool) -> io::Result<HttpRespon
             rest.to_vec()
         };
         response.body = String::from_utf8_lossy(&body).into_owned();
+        response.raw_body = body;
         return Ok(response);
     }
 }
