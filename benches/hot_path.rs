@@ -182,6 +182,10 @@ fn route_resolution(c: &mut Criterion) {
     c.bench_function("two_instant_reads", |b| {
         b.iter(|| black_box(Instant::now().elapsed()))
     });
+    #[cfg(feature = "quanta")]
+    c.bench_function("two_quanta_reads", |b| {
+        b.iter(|| black_box(quanta::Instant::now().elapsed()))
+    });
 }
 
 /// Requests per thread per second with one and two threads on one route:

@@ -7,7 +7,6 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::Instant,
 };
 
 use http::Response;
@@ -15,8 +14,9 @@ use pin_project_lite::pin_project;
 
 use crate::{
     client_id::ClientSlot,
+    clock::{elapsed_ns, Instant},
     labels::Status,
-    recorder::{elapsed_ns, Shard},
+    recorder::Shard,
     routes::RouteId,
     ClientId,
 };

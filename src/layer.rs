@@ -335,6 +335,7 @@ impl Builder {
         });
         recorder.create_preinitialised();
         recorder.register(registry)?;
+        crate::clock::warm_up();
         Ok(RequestMetricsLayer {
             shared: Arc::new(Shared {
                 recorder,

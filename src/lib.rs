@@ -183,6 +183,7 @@
 
 mod body;
 mod client_id;
+mod clock;
 #[cfg(feature = "gzip")]
 mod compression;
 mod error;

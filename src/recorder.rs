@@ -19,7 +19,6 @@ use std::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, OnceLock,
     },
-    time::Instant,
 };
 
 use prometheus::{
@@ -569,12 +568,6 @@ fn seconds_to_ns(seconds: f64) -> u64 {
     } else {
         ns as u64
     }
-}
-
-/// Nanoseconds since `start`, saturating.
-#[inline]
-pub(crate) fn elapsed_ns(start: Instant) -> u64 {
-    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A number fixed per thread, spreading threads over the shards.

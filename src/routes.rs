@@ -85,6 +85,10 @@ pub(crate) struct Routes {
     templates: Vec<Box<str>>,
     /// The id unmatched paths are recorded under, if they are recorded.
     unmatched: Option<RouteId>,
+    /// The bytes a path can have right after its leading `/` and still
+    /// match a template, as a 256-bit set; `None` when a template starts
+    /// with a parameter, so that any byte can.
+    first_bytes: Option<[u64; 4]>,
 }
 
 impl Routes {
@@ -96,8 +100,20 @@ impl Routes {
     ) -> Result<Self, BuildError> {
         let mut router = Router::new();
         let mut names: Vec<Box<str>> = Vec::new();
+        let mut first_bytes = Some([0_u64; 4]);
         for template in templates {
             check_syntax(template)?;
+            match template.as_bytes().get(1) {
+                // `/` matches the path `/` only, which is always looked up.
+                None => {}
+                // A parameter (or an escaped brace): any byte may follow.
+                Some(b'{') => first_bytes = None,
+                Some(&byte) => {
+                    if let Some(set) = &mut first_bytes {
+                        set[usize::from(byte >> 6)] |= 1 << (byte & 63);
+                    }
+                }
+            }
             let id = names.len();
             router
                 .insert(template, id)
@@ -112,12 +128,27 @@ impl Routes {
             router,
             templates: names,
             unmatched,
+            first_bytes,
         })
+    }
+
+    /// Whether `path` can match a template at all, by its byte after the
+    /// leading `/`: most paths that match nothing (scanners, typos) are
+    /// turned away here, for the price of a bit test instead of a tree walk.
+    #[inline]
+    fn may_match(&self, path: &str) -> bool {
+        match (&self.first_bytes, path.as_bytes().get(1)) {
+            (Some(set), Some(&byte)) => set[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0,
+            _ => true,
+        }
     }
 
     /// The route a request path is recorded under, if any.
     #[inline]
     pub(crate) fn resolve(&self, path: &str) -> Option<RouteId> {
+        if !self.may_match(path) {
+            return self.unmatched;
+        }
         match self.router.at(path) {
             Ok(matched) => Some(*matched.value),
             // The only way a lookup can fail; listed so that a new variant in
@@ -193,6 +224,39 @@ mod tests {
         "/v{version}/items",
         "/literal/{{braces}}",
     ];
+
+    #[test]
+    fn the_first_byte_filter_turns_away_only_paths_no_template_matches() {
+        let routes =
+            Routes::new(["/", "/docs", "/ctms/{id}", "/__version__"], Some("OTHER")).unwrap();
+        assert!(routes.first_bytes.is_some());
+        let other = routes.unmatched;
+        for (path, expected) in [
+            ("/", Some("/")),
+            ("/docs", Some("/docs")),
+            ("/ctms/1", Some("/ctms/{id}")),
+            ("/__version__", Some("/__version__")),
+            ("/nothing", Some("OTHER")),
+            ("/Docs", Some("OTHER")),
+            ("/\u{e9}t\u{e9}", Some("OTHER")),
+            ("/dogs", Some("OTHER")),
+            ("", Some("OTHER")),
+            ("*", Some("OTHER")),
+        ] {
+            let resolved = routes.resolve(path);
+            assert_eq!(resolved.map(|id| routes.template(id)), expected, "{path:?}");
+            if expected == Some("OTHER") {
+                assert_eq!(resolved, other);
+            }
+        }
+        // A template that starts with a parameter can match any first byte.
+        let open = Routes::new(["/docs", "/{tenant}/items"], None).unwrap();
+        assert!(open.first_bytes.is_none());
+        assert_eq!(
+            open.resolve("/zz/items").map(|id| open.template(id)),
+            Some("/{tenant}/items")
+        );
+    }
 
     #[test]
     fn paths_resolve_to_their_template() {

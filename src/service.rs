@@ -4,7 +4,6 @@ use std::{
     fmt,
     sync::Arc,
     task::{Context, Poll},
-    time::Instant,
 };
 
 use http::{HeaderMap, Request, Response};
@@ -45,7 +44,7 @@ impl Shared {
             route,
             method: method_index(request.method()),
             client,
-            start: Instant::now(),
+            start: crate::clock::Instant::now(),
         })
     }
 }

@@ -22,6 +22,9 @@
 //!   512); more wait for a slot.
 //! * `CTMS_USE_MOZLOG`: `true` (default) logs one MozLog JSON line per request on
 //!   stdout; `false` logs plain lines.
+//! * `CTMS_LOG_REQUESTS` and `CTMS_RECORD_METRICS`: `false` turns off the request
+//!   log or the metrics layer (both on by default), so that a benchmark can
+//!   measure what the layer costs (`scripts/wrk_compare.sh`).
 //! * `CTMS_CLIENTS`: comma-separated `client_id:secret` pairs allowed to use the API
 //!   routes through HTTP Basic authentication (default `test_client:test_secret`).
 //!   A client id may contain any character except `:` and `,`.
@@ -195,7 +198,9 @@ fn metrics_layer(
 /// How the two listeners are served.
 struct Config {
     logger: log::Logger,
-    layer: RequestMetricsLayer,
+    /// `None` when `CTMS_RECORD_METRICS=false`.
+    layer: Option<RequestMetricsLayer>,
+    log_requests: bool,
     /// `Some` when `/metrics` is served on the public listener too.
     public_metrics: Option<Registry>,
     max_in_flight: usize,
@@ -232,31 +237,45 @@ fn app(state: AppState, config: &Config) -> Router {
         ),
         None => public,
     };
-    public
+    let public: Router = public
         .merge(api)
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
-        .with_state(state)
-        .layer(config.layer.clone())
+        .with_state(state);
+    let public = config
+        .with_metrics(public)
         // One semaphore shared by every route (axum applies layers per route).
-        .layer(GlobalConcurrencyLimitLayer::new(config.max_in_flight))
-        .layer(middleware::from_fn_with_state(
-            config.logger.clone(),
-            log::log_request,
-        ))
+        .layer(GlobalConcurrencyLimitLayer::new(config.max_in_flight));
+    config.with_log(public)
 }
 
 /// The private listener's routes: `/metrics` only, recorded and logged like the
 /// public routes but with no in-flight limit, so a saturated public listener
 /// cannot delay a scrape.
 fn metrics_app(registry: Registry, config: &Config) -> Router {
-    Router::new()
+    let private = Router::new()
         .route("/metrics", get_service(MetricsExporter::new(registry)))
-        .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
-        .layer(config.layer.clone())
-        .layer(middleware::from_fn_with_state(
-            config.logger.clone(),
-            log::log_request,
-        ))
+        .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") });
+    config.with_log(config.with_metrics(private))
+}
+
+impl Config {
+    fn with_metrics(&self, router: Router) -> Router {
+        match &self.layer {
+            Some(layer) => router.layer(layer.clone()),
+            None => router,
+        }
+    }
+
+    fn with_log(&self, router: Router) -> Router {
+        if self.log_requests {
+            router.layer(middleware::from_fn_with_state(
+                self.logger.clone(),
+                log::log_request,
+            ))
+        } else {
+            router
+        }
+    }
 }
 
 /// Returns the configured client id whose credentials match the `Authorization` header.
@@ -524,7 +543,8 @@ async fn run() -> Result<(), String> {
     };
     let config = Config {
         logger: logger.clone(),
-        layer,
+        layer: env_flag("CTMS_RECORD_METRICS", true)?.then_some(layer),
+        log_requests: env_flag("CTMS_LOG_REQUESTS", true)?,
         public_metrics: metrics_addr.is_none().then(|| registry.clone()),
         max_in_flight,
     };

@@ -1,0 +1,31 @@
+//! Hand-written peers of `tower-prometheus` for `benches/peers.rs`: two
+//! tower layers that record the same CTMS metrics with the `prometheus`
+//! crate directly.
+//!
+//! Both resolve the path template with `matchit`, read the client id from a
+//! request header, time the request with [`Instant`](std::time::Instant)
+//! and record once the inner future is ready (an inner error counts as
+//! 500). Paths that match no template are not recorded. They differ only in
+//! how a finished request reaches its series:
+//!
+//! - [`CachedHandlesLayer`] caches resolved counter and histogram handles
+//!   in `RwLock<HashMap>`s: a read lock and a hash lookup per metric on a
+//!   hit, the write lock only the first time a series is seen;
+//! - [`NaiveLayer`] calls `with_label_values` for every metric of every
+//!   request.
+
+mod cached_handles;
+mod ctms;
+mod layer;
+mod naive;
+
+pub use cached_handles::CachedHandles;
+pub use ctms::Families;
+pub use layer::{MetricsLayer, MetricsService, Record, ResponseFuture, Sample};
+pub use naive::Naive;
+
+/// The layer that records through cached handles.
+pub type CachedHandlesLayer = MetricsLayer<CachedHandles>;
+
+/// The layer that calls `with_label_values` per request.
+pub type NaiveLayer = MetricsLayer<Naive>;
