@@ -36,6 +36,9 @@ GROUPS = {
     "axum": [
         # A layer that does nothing: what axum adds for any `Router::layer`.
         ("noop_layer", ["matched_no_client", "unmatched"]),
+        # This crate's layer around the whole Router, as one tower service.
+        ("tower_prometheus_around_router", LAYER_CASES),
+        # The same layer through `Router::layer`, applied to every route.
         (REFERENCE, LAYER_CASES),
         ("axum_prometheus", ["matched_no_client", "unmatched"]),
     ],
@@ -45,6 +48,7 @@ THREAD_COUNTS = [1, 2]
 
 COLOURS = {
     "tower_prometheus": "#2b6cb0",
+    "tower_prometheus_around_router": "#1a4480",
     "cached_handles": "#dd8a2e",
     "naive": "#8a8f98",
     "axum_prometheus": "#c0392b",

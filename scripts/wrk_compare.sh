@@ -95,7 +95,9 @@ for workload in "${workloads[@]}"; do
             # One short warm-up run, not counted.
             DURATION=2s measure "$path" "$header" >/dev/null
             if [ "$variant" = true ]; then file=on; else file=off; fi
-            measure "$path" "$header" >>"$workdir/$file"
+            rate="$(measure "$path" "$header")"
+            echo "$rate" >>"$workdir/$file"
+            echo "$name metrics=$variant: $rate req/s" >&2
             stop_server
         done
     done

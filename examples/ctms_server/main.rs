@@ -52,10 +52,14 @@ use base64::Engine as _;
 use prometheus::Registry;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use axum::routing::IntoMakeService;
 use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::util::Either;
+use tower::Layer as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_prometheus::{
-    BuildError, ClientId, MetricsExporter, RequestMetricsLayer, Route, DEFAULT_MAX_CLIENT_IDS,
+    BuildError, ClientId, MetricsExporter, RequestMetrics, RequestMetricsLayer, Route,
+    DEFAULT_MAX_CLIENT_IDS,
     DEFAULT_MAX_CLIENT_ID_LEN,
 };
 use uuid::Uuid;
@@ -208,9 +212,9 @@ struct Config {
 
 /// The public routes. Authentication wraps the panic catcher, so the 500 of a
 /// caught panic still carries the `ClientId`; it also runs before axum's 405 for
-/// the API paths. The metrics layer wraps the routes and the fallback: it sees
-/// every answer, 401s, 405s and 404s included. Outside it, the in-flight limit,
-/// then the request log (which sees the time spent waiting for a slot).
+/// the API paths. Around each route, the in-flight limit, then the request log
+/// (which sees the time spent waiting for a slot). The metrics layer goes around
+/// the whole router ([`Config::with_metrics`]).
 fn app(state: AppState, config: &Config) -> Router {
     let api = Router::new()
         .route("/ctms", get(search_contacts).post(create_contact))
@@ -241,10 +245,8 @@ fn app(state: AppState, config: &Config) -> Router {
         .merge(api)
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") })
         .with_state(state);
-    let public = config
-        .with_metrics(public)
-        // One semaphore shared by every route (axum applies layers per route).
-        .layer(GlobalConcurrencyLimitLayer::new(config.max_in_flight));
+    // One semaphore shared by every route (axum applies layers per route).
+    let public = public.layer(GlobalConcurrencyLimitLayer::new(config.max_in_flight));
     config.with_log(public)
 }
 
@@ -255,15 +257,22 @@ fn metrics_app(registry: Registry, config: &Config) -> Router {
     let private = Router::new()
         .route("/metrics", get_service(MetricsExporter::new(registry)))
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not Found") });
-    config.with_log(config.with_metrics(private))
+    config.with_log(private)
 }
 
+/// A router with the metrics layer around it (unless it is switched off).
+type Instrumented = Either<RequestMetrics<Router>, Router>;
+
 impl Config {
-    fn with_metrics(&self, router: Router) -> Router {
-        match &self.layer {
-            Some(layer) => router.layer(layer.clone()),
-            None => router,
-        }
+    /// Wraps the whole router in the metrics layer: one tower service, which
+    /// is cheaper than `Router::layer` (that boxes and clones each route's
+    /// service on every request) and sees every answer, 404s and 405s included.
+    fn with_metrics(&self, router: Router) -> IntoMakeService<Instrumented> {
+        let service = match &self.layer {
+            Some(layer) => Either::Left(layer.layer(router)),
+            None => Either::Right(router),
+        };
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(service)
     }
 
     fn with_log(&self, router: Router) -> Router {
@@ -580,7 +589,8 @@ async fn run() -> Result<(), String> {
         }
     });
     let public =
-        axum::serve(listener, app(state, &config)).with_graceful_shutdown(stopped(stop_rx.clone()));
+        axum::serve(listener, config.with_metrics(app(state, &config)))
+            .with_graceful_shutdown(stopped(stop_rx.clone()));
     let public = async {
         let result = public.await.map_err(|err| format!("server error: {err}"));
         let _ = stop_tx.send(true);
@@ -589,7 +599,10 @@ async fn run() -> Result<(), String> {
     match private {
         None => public.await,
         Some((metrics_listener, _)) => {
-            let private = axum::serve(metrics_listener, metrics_app(registry, &config))
+            let private = axum::serve(
+                metrics_listener,
+                config.with_metrics(metrics_app(registry, &config)),
+            )
                 .with_graceful_shutdown(stopped(stop_rx));
             let private = async {
                 let result = private
