@@ -91,15 +91,20 @@ fn serve<S>(service: &mut S, request: Request<()>) -> Response<()>
 where
     S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
 {
-    let waker = Waker::from(Arc::new(NoWake));
-    let mut cx = Context::from_waker(&waker);
-    let _ = service.poll_ready(&mut cx);
-    let mut future = pin!(service.call(request));
-    loop {
-        if let Poll::Ready(Ok(response)) = future.as_mut().poll(&mut cx) {
-            return response;
-        }
+    thread_local! {
+        // One waker per thread: no allocation per request in any case.
+        static WAKER: Waker = Waker::from(Arc::new(NoWake));
     }
+    WAKER.with(|waker| {
+        let mut cx = Context::from_waker(waker);
+        let _ = service.poll_ready(&mut cx);
+        let mut future = pin!(service.call(request));
+        loop {
+            if let Poll::Ready(Ok(response)) = future.as_mut().poll(&mut cx) {
+                return response;
+            }
+        }
+    })
 }
 
 /// The inner service is always ready, so nothing ever needs waking.

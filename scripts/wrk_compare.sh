@@ -4,17 +4,17 @@
 #
 #   bash scripts/wrk_compare.sh
 #
-# Settings (environment): DURATION (per run, default 10s), CONNECTIONS
-# (default 32), ROUNDS (runs per variant, alternated, default 3).
+# Settings (environment): DURATION (per run, default 3s), CONNECTIONS
+# (default 32), ROUNDS (runs per variant, alternated, default 15).
 # Request logging is off in both variants: the comparison is about the layer.
-# With at least two CPUs, the server is pinned to the first and wrk to the
-# second, so that they do not steal each other's time.
+# With at least two CPUs, both servers are pinned to the first and wrk to
+# the second, so that they do not steal each other's time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION="${DURATION:-10s}"
+DURATION="${DURATION:-3s}"
 CONNECTIONS="${CONNECTIONS:-32}"
-ROUNDS="${ROUNDS:-3}"
+ROUNDS="${ROUNDS:-15}"
 
 if ! command -v wrk >/dev/null 2>&1; then
     echo "== installing wrk (Debian package)" >&2
@@ -35,47 +35,46 @@ if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
 fi
 
 workdir="$(mktemp -d)"
-server_pid=""
+pids=()
 cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
     rm -rf "$workdir"
 }
 trap cleanup EXIT
 
-# Starts the server with CTMS_RECORD_METRICS=$1 and sets $server_addr.
+# Starts the server with CTMS_RECORD_METRICS=$1 and prints its address.
 start_server() {
-    local out="$workdir/server.out"
-    : >"$out"
+    local out="$workdir/server-$1.out"
     CTMS_ADDR=127.0.0.1:0 CTMS_USE_MOZLOG=false CTMS_LOG_REQUESTS=false \
         CTMS_RECORD_METRICS="$1" "${server_cpu[@]}" "$server_bin" >"$out" 2>&1 &
-    server_pid=$!
+    pids+=($!)
     for _ in $(seq 1 100); do
-        server_addr="$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$out" | head -n 1)"
-        if [ -n "$server_addr" ]; then return 0; fi
-        if ! kill -0 "$server_pid" 2>/dev/null; then cat "$out" >&2; return 1; fi
+        local addr
+        addr="$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$out" | head -n 1)"
+        if [ -n "$addr" ]; then echo "$addr"; return 0; fi
         sleep 0.1
     done
-    echo "the server did not announce its address" >&2
+    echo "the server did not announce its address:" >&2
+    cat "$out" >&2
     return 1
 }
 
-stop_server() {
-    kill "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-}
-
-# Requests/second of one wrk run against path $1 with optional header $2.
+# Requests/second of one wrk run against $1 (address), path $2, header $3.
 measure() {
-    local args=(-t1 -c"$CONNECTIONS" -d"$DURATION" --latency)
-    if [ -n "${2:-}" ]; then args+=(-H "$2"); fi
-    "${wrk_cpu[@]}" wrk "${args[@]}" "http://$server_addr$1" |
-        awk '/^Requests\/sec:/ { print $2 }'
+    local args=(-t1 -c"$CONNECTIONS" -d"$DURATION")
+    if [ -n "${3:-}" ]; then args+=(-H "$3"); fi
+    "${wrk_cpu[@]}" wrk "${args[@]}" "http://$1$2" | awk '/^Requests\/sec:/ { print $2 }'
 }
 
 median() {
     sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+
+# Both servers run side by side, idle but for the run measuring them; runs
+# alternate between them (in turn first), so that drifts in the machine's
+# speed hit both alike. The ratio is the median of the per-round ratios.
+without="$(start_server false)"
+with="$(start_server true)"
 
 auth="Authorization: Basic $(printf 'test_client:test_secret' | base64)"
 workloads=(
@@ -83,26 +82,28 @@ workloads=(
     "api_client|/ctms/00000000-0000-4000-8000-000000000000|$auth"
 )
 
-printf '# wrk -t1 -c%s -d%s, %s alternated rounds per variant, %s\n' \
+printf '# wrk -t1 -c%s -d%s, %s rounds, %s\n' \
     "$CONNECTIONS" "$DURATION" "$ROUNDS" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc)"
-printf '| workload | without layer (req/s) | with layer (req/s) | ratio |\n|---|---:|---:|---:|\n'
+printf '| workload | without layer (req/s) | with layer (req/s) | ratio (median of rounds) |\n|---|---:|---:|---:|\n'
 for workload in "${workloads[@]}"; do
     IFS='|' read -r name path header <<<"$workload"
-    : >"$workdir/off" && : >"$workdir/on"
-    for _ in $(seq 1 "$ROUNDS"); do
-        for variant in false true; do
-            start_server "$variant"
-            # One short warm-up run, not counted.
-            DURATION=2s measure "$path" "$header" >/dev/null
-            if [ "$variant" = true ]; then file=on; else file=off; fi
-            rate="$(measure "$path" "$header")"
-            echo "$rate" >>"$workdir/$file"
-            echo "$name metrics=$variant: $rate req/s" >&2
-            stop_server
-        done
+    : >"$workdir/off"; : >"$workdir/on"; : >"$workdir/ratio"
+    # Warm both up, not counted.
+    DURATION=2s measure "$without" "$path" "$header" >/dev/null
+    DURATION=2s measure "$with" "$path" "$header" >/dev/null
+    for round in $(seq 1 "$ROUNDS"); do
+        if [ $((round % 2)) -eq 1 ]; then
+            off="$(measure "$without" "$path" "$header")"
+            on="$(measure "$with" "$path" "$header")"
+        else
+            on="$(measure "$with" "$path" "$header")"
+            off="$(measure "$without" "$path" "$header")"
+        fi
+        echo "$off" >>"$workdir/off"
+        echo "$on" >>"$workdir/on"
+        awk -v on="$on" -v off="$off" 'BEGIN { printf "%.4f\n", on / off }' >>"$workdir/ratio"
+        echo "$name round $round: without $off, with $on req/s" >&2
     done
-    off="$(median <"$workdir/off")"
-    on="$(median <"$workdir/on")"
-    ratio="$(awk -v on="$on" -v off="$off" 'BEGIN { printf "%.3f", on / off }')"
-    printf '| %s | %s | %s | %s |\n' "$name" "$off" "$on" "$ratio"
+    printf '| %s | %s | %s | %.3f |\n' "$name" "$(median <"$workdir/off")" \
+        "$(median <"$workdir/on")" "$(median <"$workdir/ratio")"
 done

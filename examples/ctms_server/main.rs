@@ -46,21 +46,20 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::IntoMakeService;
 use axum::routing::{get, get_service};
 use axum::{Json, Router};
 use base64::Engine as _;
 use prometheus::Registry;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use axum::routing::IntoMakeService;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::util::Either;
 use tower::Layer as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_prometheus::{
     BuildError, ClientId, MetricsExporter, RequestMetrics, RequestMetricsLayer, Route,
-    DEFAULT_MAX_CLIENT_IDS,
-    DEFAULT_MAX_CLIENT_ID_LEN,
+    DEFAULT_MAX_CLIENT_IDS, DEFAULT_MAX_CLIENT_ID_LEN,
 };
 use uuid::Uuid;
 
@@ -588,9 +587,8 @@ async fn run() -> Result<(), String> {
             let _ = stop_tx.send(true);
         }
     });
-    let public =
-        axum::serve(listener, config.with_metrics(app(state, &config)))
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let public = axum::serve(listener, config.with_metrics(app(state, &config)))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
     let public = async {
         let result = public.await.map_err(|err| format!("server error: {err}"));
         let _ = stop_tx.send(true);
@@ -603,7 +601,7 @@ async fn run() -> Result<(), String> {
                 metrics_listener,
                 config.with_metrics(metrics_app(registry, &config)),
             )
-                .with_graceful_shutdown(stopped(stop_rx));
+            .with_graceful_shutdown(stopped(stop_rx));
             let private = async {
                 let result = private
                     .await
