@@ -17,7 +17,7 @@ use std::{
 use criterion::{
     criterion_group, criterion_main, measurement::WallTime, BatchSize, BenchmarkGroup, Criterion,
 };
-use http::{Method, Request, Response};
+use http::{HeaderName, Method, Request, Response};
 use prometheus::Registry;
 use tower::{Layer, Service};
 use tower_prometheus::{ClientId, RequestMetricsLayer, Route};
@@ -36,6 +36,7 @@ const TEMPLATES: &[&str] = &[
     "/stripe/subscription",
     "/updates/{kind}",
 ];
+static CLIENT_HEADER: HeaderName = HeaderName::from_static("x-client-id");
 const MATCHED: &str = "/ctms/6f1c2a7e-3b4d-4c5e-9f60-718293a4b5c6";
 const UNMATCHED: &str = "/nothing/here";
 
@@ -73,7 +74,7 @@ fn layer(registry: &Registry) -> RequestMetricsLayer {
                 .api()
         }))
         .clients(["test_client"])
-        .client_id_from_request(|headers| headers.get("x-client-id")?.to_str().ok())
+        .client_id_from_request(|headers| headers.get(&CLIENT_HEADER)?.to_str().ok())
         .build(registry)
         .expect("valid configuration")
 }
