@@ -4,11 +4,11 @@
 #
 #   bash scripts/wrk_compare.sh
 #
-# Settings (environment): DURATION (per run, default 3s), CONNECTIONS
-# (default 32), ROUNDS (runs per variant, alternated, default 15).
+# Settings (environment): DURATION (per round, default 3s), CONNECTIONS
+# (per server, default 32), ROUNDS (default 15).
 # Request logging is off in both variants: the comparison is about the layer.
-# With at least two CPUs, both servers are pinned to the first and wrk to
-# the second, so that they do not steal each other's time.
+# With at least two CPUs, both servers are pinned to the first and both wrk
+# to the second, so that load generation does not take the servers' time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,9 +70,10 @@ median() {
     sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# Both servers run side by side, idle but for the run measuring them; runs
-# alternate between them (in turn first), so that drifts in the machine's
-# speed hit both alike. The ratio is the median of the per-round ratios.
+# Both servers run at once on the same CPU, each loaded by its own wrk at the
+# same time: the scheduler gives them equal CPU time, so the ratio of their
+# throughputs is the ratio of their costs per request, and whatever slows
+# the machine down during a round slows both alike.
 without="$(start_server false)"
 with="$(start_server true)"
 
@@ -82,9 +83,9 @@ workloads=(
     "api_client|/ctms/00000000-0000-4000-8000-000000000000|$auth"
 )
 
-printf '# wrk -t1 -c%s -d%s, %s rounds, %s\n' \
+printf '# two wrk -t1 -c%s -d%s at once, one per server, %s rounds, %s\n' \
     "$CONNECTIONS" "$DURATION" "$ROUNDS" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc)"
-printf '| workload | without layer (req/s) | with layer (req/s) | ratio (median of rounds) |\n|---|---:|---:|---:|\n'
+printf '| workload | without layer (req/s) | with layer (req/s) | ratio (median of rounds) | lowest, highest round |\n|---|---:|---:|---:|---:|\n'
 for workload in "${workloads[@]}"; do
     IFS='|' read -r name path header <<<"$workload"
     : >"$workdir/off"; : >"$workdir/on"; : >"$workdir/ratio"
@@ -92,18 +93,19 @@ for workload in "${workloads[@]}"; do
     DURATION=2s measure "$without" "$path" "$header" >/dev/null
     DURATION=2s measure "$with" "$path" "$header" >/dev/null
     for round in $(seq 1 "$ROUNDS"); do
-        if [ $((round % 2)) -eq 1 ]; then
-            off="$(measure "$without" "$path" "$header")"
-            on="$(measure "$with" "$path" "$header")"
-        else
-            on="$(measure "$with" "$path" "$header")"
-            off="$(measure "$without" "$path" "$header")"
-        fi
+        measure "$without" "$path" "$header" >"$workdir/round-off" &
+        off_pid=$!
+        measure "$with" "$path" "$header" >"$workdir/round-on" &
+        on_pid=$!
+        wait "$off_pid" "$on_pid"
+        off="$(cat "$workdir/round-off")"
+        on="$(cat "$workdir/round-on")"
         echo "$off" >>"$workdir/off"
         echo "$on" >>"$workdir/on"
         awk -v on="$on" -v off="$off" 'BEGIN { printf "%.4f\n", on / off }' >>"$workdir/ratio"
         echo "$name round $round: without $off, with $on req/s" >&2
     done
-    printf '| %s | %s | %s | %.3f |\n' "$name" "$(median <"$workdir/off")" \
-        "$(median <"$workdir/on")" "$(median <"$workdir/ratio")"
+    printf '| %s | %s | %s | %.3f | %s, %s |\n' "$name" "$(median <"$workdir/off")" \
+        "$(median <"$workdir/on")" "$(median <"$workdir/ratio")" \
+        "$(sort -g "$workdir/ratio" | head -n 1)" "$(sort -g "$workdir/ratio" | tail -n 1)"
 done
