@@ -923,6 +923,8 @@ async fn bad_configuration_exits_non_zero_with_a_message() {
         ("CTMS_MAX_IN_FLIGHT", "0"),
         ("CTMS_MAX_IN_FLIGHT", "many"),
         ("CTMS_USE_MOZLOG", "maybe"),
+        ("CTMS_RECORD_METRICS", "sometimes"),
+        ("CTMS_LOG_REQUESTS", "2"),
     ];
     for (name, value) in cases {
         let mut env = vec![("CTMS_ADDR", "127.0.0.1:0")];
