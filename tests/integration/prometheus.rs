@@ -255,6 +255,26 @@ impl Prometheus {
         }
     }
 
+    /// Polls `fetch` until it returns exactly `expected`, at most `SETTLE`.
+    async fn settle<F, Fut>(&self, what: &str, expected: &BTreeMap<Vec<String>, f64>, mut fetch: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = BTreeMap<Vec<String>, f64>>,
+    {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let seen = fetch().await;
+            if &seen == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not settle within {SETTLE:?}\n  expected {expected:?}\n  seen     {seen:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Polls `promql` (aggregated by `labels`) until its non-zero samples are
     /// exactly `expected`, at most `SETTLE`.
     async fn wait_for_exact(
@@ -263,39 +283,21 @@ impl Prometheus {
         labels: &[&str],
         expected: &BTreeMap<Vec<String>, f64>,
     ) {
-        let deadline = Instant::now() + SETTLE;
-        loop {
-            let seen = self.nonzero_by(promql, labels).await;
-            if &seen == expected {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{promql} did not settle within {SETTLE:?}\n  expected {expected:?}\n  seen     {seen:?}"
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        self.settle(promql, expected, || self.nonzero_by(promql, labels))
+            .await;
     }
 
-    /// Waits until `up` is exactly `expected` per scraped instance.
+    /// Waits until `up` is exactly `expected` per scraped instance, zeros
+    /// included.
     async fn wait_for_up(&self, expected: &BTreeMap<Vec<String>, f64>) {
-        let deadline = Instant::now() + SETTLE;
-        loop {
-            let seen: BTreeMap<Vec<String>, f64> = self
-                .query(r#"up{job="ctms"}"#)
+        let up = || async {
+            self.query(r#"up{job="ctms"}"#)
                 .await
                 .into_iter()
                 .map(|(labels, value)| (vec![labels["instance"].clone()], value))
-                .collect();
-            if &seen == expected {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "up did not settle within {SETTLE:?}: expected {expected:?}, seen {seen:?}"
-            );
-            tokio::time::sleep(POLL).await;
-        }
+                .collect()
+        };
+        self.settle("up", expected, up).await;
     }
 }
 
