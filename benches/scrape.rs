@@ -6,8 +6,7 @@
 //! counter, or a histogram (whose buckets, sum and count are its lines).
 
 use std::{
-    convert::Infallible,
-    future::{Future, Ready},
+    future::Future,
     hint::black_box,
     pin::pin,
     sync::Arc,
@@ -127,9 +126,10 @@ fn scrape(exporter: &mut MetricsExporter, accept_gzip: bool) -> Response<Metrics
     }
     let waker = Waker::from(Arc::new(NoWake));
     let mut cx = Context::from_waker(&waker);
-    let future: Ready<Result<_, Infallible>> = exporter.call(request);
+    let future = exporter.call(request);
     match pin!(future).poll(&mut cx) {
         Poll::Ready(Ok(response)) => response,
+        // A lone scrape renders at once.
         Poll::Pending => unreachable!("the exporter answers at once"),
     }
 }

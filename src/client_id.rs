@@ -3,12 +3,16 @@
 
 use std::{
     borrow::Cow,
+    collections::hash_map::RandomState,
     fmt,
+    hash::BuildHasher,
     sync::{
         atomic::{AtomicUsize, Ordering},
         OnceLock,
     },
 };
+
+use crate::segmented::Segmented;
 
 /// The id of the API client that made a request, recorded as the
 /// `client_id` label of `api_requests_total`.
@@ -57,22 +61,47 @@ impl fmt::Display for ClientId {
 /// The `client_id` label value that ids past the caps are recorded under.
 pub(crate) const OTHER_CLIENT_ID: &str = "__other__";
 
+/// The largest [`max_client_ids`](crate::Builder::max_client_ids) allowed.
+pub const MAX_CLIENT_IDS_LIMIT: usize = 10_000;
+
+/// The largest [`max_client_id_len`](crate::Builder::max_client_id_len)
+/// allowed, in bytes.
+pub const MAX_CLIENT_ID_LEN_LIMIT: usize = 1024;
+
 /// Dense index of a client id; [`ClientTable::overflow`] for ids past the
 /// caps.
 pub(crate) type ClientSlot = usize;
 
-/// Maps client ids to dense slots without a lock.
+/// Entries probed in one level before moving on to the next.
+const WINDOW: usize = 8;
+
+/// Entries in the first level; level `k` has `FIRST_LEVEL << k`.
+const FIRST_LEVEL: usize = 16;
+
+/// Levels the table can ever have, for the largest cap.
+const MAX_LEVELS: usize = 16;
+
+/// Maps client ids to dense slots without a lock, growing with the ids
+/// seen rather than with the cap.
 ///
-/// An open-addressing table of write-once entries: a lookup of a known id
-/// is a hash and one or two loads, a new id claims an empty entry once.
-/// The table has room for twice the cap, so probing always ends.
+/// Open addressing over levels of doubling size: an id is looked for in a
+/// short window of each level in turn, and a new id claims the first empty
+/// entry on that path. Entries are write-once, so two threads claiming the
+/// same id walk the same path and agree on one entry, and a lookup may stop
+/// at the first empty entry it meets. A level is allocated only when a
+/// claim finds every window before it full; the levels together have room
+/// for several times the cap, so in practice the cap, not the table, sends
+/// ids to the overflow slot. The hash is seeded per table, so crafted ids
+/// cannot pile up in one window.
 pub(crate) struct ClientTable {
-    entries: Box<[OnceLock<Entry>]>,
+    levels: [OnceLock<Box<[OnceLock<Entry>]>>; MAX_LEVELS],
+    level_count: usize,
     /// The id of each slot, for the scrape.
-    names: Box<[OnceLock<Box<str>>]>,
+    names: Segmented<OnceLock<Box<str>>>,
     next: AtomicUsize,
     max_ids: usize,
     max_len: usize,
+    seed: u64,
 }
 
 struct Entry {
@@ -81,14 +110,24 @@ struct Entry {
 }
 
 impl ClientTable {
+    /// A table for at most `max_ids` ids (at most [`MAX_CLIENT_IDS_LIMIT`])
+    /// of at most `max_len` bytes; nothing proportional to either is
+    /// allocated yet.
     pub(crate) fn new(max_ids: usize, max_len: usize) -> Self {
-        let size = (max_ids.saturating_mul(2)).max(4).next_power_of_two();
+        let max_ids = max_ids.min(MAX_CLIENT_IDS_LIMIT);
+        // Room for four times the cap over all levels.
+        let mut level_count = 1;
+        while FIRST_LEVEL * ((1 << level_count) - 1) < 4 * max_ids && level_count < MAX_LEVELS {
+            level_count += 1;
+        }
         Self {
-            entries: (0..size).map(|_| OnceLock::new()).collect(),
-            names: (0..max_ids).map(|_| OnceLock::new()).collect(),
+            levels: std::array::from_fn(|_| OnceLock::new()),
+            level_count,
+            names: Segmented::new(max_ids),
             next: AtomicUsize::new(0),
             max_ids,
             max_len,
+            seed: RandomState::new().hash_one(0x7461_626c_65_u64),
         }
     }
 
@@ -97,9 +136,24 @@ impl ClientTable {
         self.max_ids + 1
     }
 
+    /// Number of slots claimed so far, the overflow slot not included.
+    pub(crate) fn claimed(&self) -> usize {
+        self.next.load(Ordering::Acquire).min(self.max_ids)
+    }
+
     /// The slot of ids past the caps.
     pub(crate) fn overflow(&self) -> ClientSlot {
         self.max_ids
+    }
+
+    /// Whether `id` may have a slot of its own: not empty, within the
+    /// length cap, free of control characters, and not the overflow value
+    /// itself (which would make two series with one label set).
+    pub(crate) fn is_recordable(&self, id: &str) -> bool {
+        !id.is_empty()
+            && id.len() <= self.max_len
+            && id != OTHER_CLIENT_ID
+            && !id.chars().any(char::is_control)
     }
 
     /// The `client_id` label value of a slot, if the slot is in use.
@@ -110,37 +164,69 @@ impl ClientTable {
         self.names.get(slot)?.get().map(|name| &**name)
     }
 
-    /// The slot of `id`, claiming a new one if the id is new and the cap
-    /// allows.
+    /// The slot `id` already has, without claiming one: `Some(overflow)`
+    /// for an id that can never have its own, `None` for a new id that
+    /// could still claim one.
+    #[inline]
+    pub(crate) fn find(&self, id: &str) -> Option<ClientSlot> {
+        if let Some(slot) = self.walk(id, false) {
+            return Some(slot);
+        }
+        if !self.is_recordable(id) || self.is_full() {
+            return Some(self.overflow());
+        }
+        None
+    }
+
+    /// The slot of `id`, claiming a new one if the id is new and the caps
+    /// allow.
     pub(crate) fn slot(&self, id: &str) -> ClientSlot {
-        if id.len() > self.max_len {
+        if !self.is_recordable(id) {
             return self.overflow();
         }
-        let mask = self.entries.len() - 1;
-        let start = hash(id.as_bytes());
-        for probe in 0..self.entries.len() {
-            let cell = &self.entries[(start.wrapping_add(probe)) & mask];
-            let entry = match cell.get() {
-                Some(entry) => entry,
-                None => {
-                    if self.next.load(Ordering::Relaxed) >= self.max_ids {
-                        return self.overflow();
-                    }
-                    cell.get_or_init(|| self.claim(id))
-                }
+        self.walk(id, true).unwrap_or(self.overflow())
+    }
+
+    fn is_full(&self) -> bool {
+        self.next.load(Ordering::Relaxed) >= self.max_ids
+    }
+
+    /// Walks the probe path of `id`: its slot if it has one; otherwise, when
+    /// `claim` is set and the cap allows, the slot it claims on the way.
+    #[inline]
+    fn walk(&self, id: &str, claim: bool) -> Option<ClientSlot> {
+        let hash = hash(self.seed, id.as_bytes());
+        for level in 0..self.level_count {
+            let entries = match self.levels[level].get() {
+                Some(entries) => entries,
+                None if claim && !self.is_full() => self.levels[level]
+                    .get_or_init(|| (0..FIRST_LEVEL << level).map(|_| OnceLock::new()).collect()),
+                None => return None,
             };
-            if &*entry.id == id {
-                return entry.slot;
+            let mask = entries.len() - 1;
+            // Other bits of the hash for each level, so that ids sharing a
+            // window in one level are spread in the next.
+            let start = hash.rotate_right(7 * level as u32) as usize;
+            for probe in 0..WINDOW {
+                let cell = &entries[start.wrapping_add(probe) & mask];
+                let entry = match cell.get() {
+                    Some(entry) => entry,
+                    None if claim && !self.is_full() => cell.get_or_init(|| self.claim(id)),
+                    None => return None,
+                };
+                if &*entry.id == id {
+                    return Some(entry.slot);
+                }
             }
         }
-        self.overflow()
+        None
     }
 
     fn claim(&self, id: &str) -> Entry {
-        let slot = self.next.fetch_add(1, Ordering::Relaxed);
+        let slot = self.next.fetch_add(1, Ordering::AcqRel);
         // Threads racing past the cap check may overshoot it; such an id
         // keeps the overflow slot for good, so it is recorded consistently.
-        let slot = match self.names.get(slot) {
+        let slot = match self.names.get_or_alloc(slot) {
             Some(name) => {
                 let _ = name.set(id.into());
                 slot
@@ -157,19 +243,20 @@ impl ClientTable {
 impl fmt::Debug for ClientTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientTable")
-            .field("ids", &self.next.load(Ordering::Relaxed).min(self.max_ids))
+            .field("ids", &self.claimed())
             .field("max_ids", &self.max_ids)
             .field("max_len", &self.max_len)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-/// A multiply-xor hash over eight bytes at a time: client ids are short, so
-/// this is a couple of multiplications where a byte-wise hash takes one per
-/// byte. Collisions only cost probes, and the table's size bounds those.
-fn hash(bytes: &[u8]) -> usize {
+/// A seeded multiply-xor hash over eight bytes at a time: client ids are
+/// short, so this is a couple of multiplications where a byte-wise hash
+/// takes one per byte. Collisions only cost probes, which the windows
+/// bound.
+fn hash(seed: u64, bytes: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut hash = (bytes.len() as u64).wrapping_mul(K);
+    let mut hash = (seed ^ bytes.len() as u64).wrapping_mul(K);
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
         let mut word = [0_u8; 8];
@@ -188,7 +275,7 @@ fn hash(bytes: &[u8]) -> usize {
     }
     // Fold the high bits, which the multiplications mix best, into the low
     // bits the table index uses.
-    (hash ^ (hash >> 32)) as usize
+    hash ^ (hash >> 32)
 }
 
 #[cfg(test)]
@@ -198,15 +285,92 @@ mod tests {
 
     #[test]
     fn similar_ids_spread_over_the_table() {
-        // 100 ids into 256 entries: a uniform hash fills about 84 distinct
+        // 100 ids into 256 entries: a uniform hash fills about 82 distinct
         // entries; a hash that ignored a byte position would fill far fewer.
         for prefix in ["client-", "a-much-longer-client-name-", ""] {
-            let entries: HashSet<usize> = (0..100)
-                .map(|i| hash(format!("{prefix}{i}").as_bytes()) & 255)
+            let entries: HashSet<u64> = (0..100)
+                .map(|i| hash(7, format!("{prefix}{i}").as_bytes()) & 255)
                 .collect();
             assert!(entries.len() >= 70, "{prefix:?}: {} entries", entries.len());
         }
-        assert_ne!(hash(b"ab"), hash(b"ab\0"), "the length is hashed");
+        assert_ne!(hash(7, b"ab"), hash(7, b"ab\0"), "the length is hashed");
+    }
+
+    #[test]
+    fn every_byte_of_a_full_chunk_changes_the_hash() {
+        // Sixteen bytes: two full 8-byte chunks and no tail.
+        let base = *b"0123456789abcdef";
+        let original = hash(7, &base);
+        for position in 0..base.len() {
+            for bit in 0..8 {
+                let mut changed = base;
+                changed[position] ^= 1 << bit;
+                assert_ne!(hash(7, &changed), original, "byte {position}, bit {bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_seed_changes_every_hash() {
+        let ids = ["a", "client-1", "a-much-longer-client-name"];
+        for id in ids {
+            assert_ne!(hash(1, id.as_bytes()), hash(2, id.as_bytes()), "{id}");
+        }
+    }
+
+    #[test]
+    fn ids_that_cannot_be_label_values_share_the_overflow_slot() {
+        let table = ClientTable::new(10, 64);
+        for id in ["", OTHER_CLIENT_ID, "a\rb", "nul\0", "tab\t", "c1\u{85}"] {
+            assert_eq!(table.slot(id), table.overflow(), "{id:?}");
+            assert_eq!(table.find(id), Some(table.overflow()), "{id:?}");
+        }
+        assert_eq!(table.claimed(), 0, "none of them took a slot");
+        // Printable Unicode is kept.
+        assert_eq!(table.slot("caf\u{e9}"), 0);
+    }
+
+    #[test]
+    fn finding_an_id_never_claims_a_slot() {
+        let table = ClientTable::new(2, 64);
+        assert_eq!(table.find("a"), None);
+        assert_eq!(table.find("b"), None);
+        assert_eq!(table.claimed(), 0);
+        assert_eq!(table.slot("b"), 0);
+        assert_eq!(table.find("b"), Some(0));
+        assert_eq!(table.slot("c"), 1);
+        // Full: a new id can only be the overflow.
+        assert_eq!(table.find("a"), Some(table.overflow()));
+    }
+
+    #[test]
+    fn a_large_cap_allocates_nothing_until_ids_arrive() {
+        let table = ClientTable::new(MAX_CLIENT_IDS_LIMIT, 64);
+        assert!(table.levels.iter().all(|level| level.get().is_none()));
+        assert_eq!(table.names.allocated_len(), 0);
+        for i in 0..20 {
+            table.slot(&format!("client-{i}"));
+        }
+        let entries: usize = table
+            .levels
+            .iter()
+            .filter_map(OnceLock::get)
+            .map(|level| level.len())
+            .sum();
+        assert!(entries <= 16 + 32 + 64, "{entries} entries for 20 ids");
+        assert!(table.names.allocated_len() <= 24);
+    }
+
+    #[test]
+    fn the_table_holds_its_whole_cap() {
+        let table = ClientTable::new(MAX_CLIENT_IDS_LIMIT, 64);
+        for i in 0..MAX_CLIENT_IDS_LIMIT {
+            assert_eq!(table.slot(&format!("client-{i}")), i);
+        }
+        assert_eq!(table.slot("one-more"), table.overflow());
+        for i in (0..MAX_CLIENT_IDS_LIMIT).step_by(97) {
+            assert_eq!(table.find(&format!("client-{i}")), Some(i));
+        }
     }
 
     #[test]
@@ -228,6 +392,7 @@ mod tests {
             .map(|i| table.slot(&format!("client-{i}")))
             .collect();
         assert_eq!(slots[..3], [0, 1, 2]);
+        assert_eq!(table.claimed(), 3);
         assert!(slots[3..].iter().all(|&s| s == table.overflow()));
         assert_eq!(table.name(table.overflow()), Some(OTHER_CLIENT_ID));
         // The first three keep their slots.
@@ -249,9 +414,19 @@ mod tests {
     }
 
     #[test]
+    fn a_client_id_displays_as_itself() {
+        let owned = ClientId::new("test_client");
+        let borrowed = ClientId::from_static("test_client");
+        assert_eq!(owned.to_string(), "test_client");
+        assert_eq!(format!("<{borrowed}>"), "<test_client>");
+        assert_eq!(owned.as_str(), "test_client");
+        assert_eq!(owned, borrowed);
+    }
+
+    #[test]
     fn odd_characters_are_kept_verbatim() {
         let table = ClientTable::new(4, 64);
-        let id = "we\"ird\\client\nx";
+        let id = "we\"ird\\client x";
         let slot = table.slot(id);
         assert_eq!(table.name(slot), Some(id));
     }

@@ -5,21 +5,13 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll},
 };
 
 use http::Response;
 use pin_project_lite::pin_project;
 
-use crate::{
-    client_id::ClientSlot,
-    clock::{elapsed_ns, Instant},
-    labels::Status,
-    recorder::Shard,
-    routes::RouteId,
-    ClientId,
-};
+use crate::{labels::Status, recorder::Pending, ClientId};
 
 pin_project! {
     /// Response future of [`RequestMetrics`](crate::RequestMetrics).
@@ -48,11 +40,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        // If the inner future panics, `in_inner` stays set and the guard,
-        // dropped during or after the unwind, records a 500.
-        this.guard.in_inner = true;
-        let poll = this.inner.poll(cx);
-        this.guard.in_inner = false;
+        let inner = this.inner;
+        let poll = this.guard.run_user_code(|_| inner.poll(cx));
         let result = match poll {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(result) => result,
@@ -77,29 +66,6 @@ impl<F> fmt::Debug for ResponseFuture<F> {
     }
 }
 
-/// A request that has started and is not recorded yet.
-pub(crate) struct Pending {
-    pub(crate) shard: Arc<Shard>,
-    pub(crate) route: RouteId,
-    pub(crate) method: usize,
-    /// The client id read from the request, if any; a `ClientId` in the
-    /// response extensions takes precedence.
-    pub(crate) client: Option<ClientSlot>,
-    pub(crate) start: Instant,
-}
-
-impl Pending {
-    fn record(self, status: Status, response_client: Option<&ClientId>) {
-        let client = match response_client {
-            Some(id) => Some(self.shard.common.clients.slot(id.as_str())),
-            None => self.client,
-        };
-        let elapsed = elapsed_ns(self.start);
-        self.shard
-            .record(self.route, self.method, status, client, elapsed);
-    }
-}
-
 /// Records on drop what was not recorded on completion.
 ///
 /// A plain field rather than a pinned drop: it needs no pinning, and it is
@@ -109,22 +75,32 @@ pub(crate) struct Guard {
     /// `Some` until the request is recorded; `None` for paths that are not
     /// recorded at all.
     pending: Option<Pending>,
-    /// Set while the inner service's `call` or `poll` runs, so a drop with
-    /// it set means that code panicked.
-    pub(crate) in_inner: bool,
+    /// Set while user code (the inner service's `call` or `poll`, the client
+    /// id reader) runs, so a drop with it set means that code panicked.
+    in_user_code: bool,
 }
 
 impl Guard {
     pub(crate) fn new(pending: Option<Pending>) -> Self {
         Self {
             pending,
-            in_inner: false,
+            in_user_code: false,
         }
+    }
+
+    /// Runs user code that may panic: if it does, the guard is dropped in
+    /// the unwind (or after it) with the flag still set, and records 500.
+    #[inline]
+    pub(crate) fn run_user_code<T>(&mut self, f: impl FnOnce(Option<&mut Pending>) -> T) -> T {
+        self.in_user_code = true;
+        let result = f(self.pending.as_mut());
+        self.in_user_code = false;
+        result
     }
 
     fn finish(&mut self, status: Status, client: Option<&ClientId>) {
         if let Some(pending) = self.pending.take() {
-            pending.record(status, client);
+            pending.finish(status, client);
         }
     }
 }
@@ -135,12 +111,12 @@ impl Drop for Guard {
         // second panic aborts the process. Recording only does atomic adds
         // and, at worst, claims a client slot.
         if let Some(pending) = self.pending.take() {
-            let status = if self.in_inner || std::thread::panicking() {
+            let status = if self.in_user_code || std::thread::panicking() {
                 Status::INTERNAL_SERVER_ERROR
             } else {
                 Status::CLIENT_CLOSED_REQUEST
             };
-            pending.record(status, None);
+            pending.finish(status, None);
         }
     }
 }

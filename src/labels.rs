@@ -118,6 +118,48 @@ impl Status {
     };
 }
 
+/// A set of status codes within one family, by their last two digits: a
+/// scrape reads only the codes in use rather than all hundred.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CodeSet(pub(crate) [u64; CODE_WORDS]);
+
+/// Words of a [`CodeSet`].
+pub(crate) const CODE_WORDS: usize = CODES_PER_FAMILY.div_ceil(64);
+
+impl CodeSet {
+    /// The word and bit of `code`.
+    #[inline]
+    pub(crate) fn position(code: usize) -> (usize, u64) {
+        (code / 64, 1 << (code % 64))
+    }
+
+    pub(crate) fn insert(&mut self, code: usize) {
+        let (word, bit) = Self::position(code);
+        if let Some(word) = self.0.get_mut(word) {
+            *word |= bit;
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.iter().all(|&word| word == 0)
+    }
+
+    pub(crate) fn union(mut self, other: Self) -> Self {
+        for (word, other) in self.0.iter_mut().zip(other.0) {
+            *word |= other;
+        }
+        self
+    }
+
+    /// The codes in the set, in ascending order.
+    pub(crate) fn iter(self) -> impl Iterator<Item = usize> {
+        (0..CODES_PER_FAMILY).filter(move |&code| {
+            let (word, bit) = Self::position(code);
+            self.0[word] & bit != 0
+        })
+    }
+}
+
 /// The `status_code_family` label value of a family index.
 pub(crate) fn family_label(family: usize) -> &'static str {
     FAMILIES.get(family).copied().unwrap_or("5xx")
@@ -165,6 +207,23 @@ mod tests {
         assert_eq!(
             Status::of(http::StatusCode::NOT_FOUND),
             Status::new(404).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_code_set_lists_its_codes_in_order() {
+        let mut set = CodeSet::default();
+        assert!(set.is_empty());
+        for code in [99, 0, 63, 64, 5, 63] {
+            set.insert(code);
+        }
+        assert!(!set.is_empty());
+        assert_eq!(set.iter().collect::<Vec<_>>(), [0, 5, 63, 64, 99]);
+        let mut other = CodeSet::default();
+        other.insert(1);
+        assert_eq!(
+            set.union(other).iter().collect::<Vec<_>>(),
+            [0, 1, 5, 63, 64, 99]
         );
     }
 

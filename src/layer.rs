@@ -1,15 +1,15 @@
 //! The layer and its builder.
 
-use std::{collections::HashSet, fmt, sync::Arc};
+use std::{fmt, sync::Arc};
 
 use http::HeaderMap;
 use prometheus::Registry;
 use tower_layer::Layer;
 
 use crate::{
-    client_id::ClientTable,
-    labels::{method_index, Status},
-    recorder::{group_count, group_index, Preinit, Recorder, RecorderConfig},
+    client_id::{ClientTable, MAX_CLIENT_IDS_LIMIT, MAX_CLIENT_ID_LEN_LIMIT, OTHER_CLIENT_ID},
+    labels::Status,
+    recorder::{seconds_to_ns, Recorder, RecorderConfig, RoutePreinit},
     routes::{Route, Routes},
     service::{ClientIdFromRequest, Shared},
     BuildError, RequestMetrics,
@@ -27,6 +27,15 @@ pub const DEFAULT_MAX_CLIENT_IDS: usize = 100;
 
 /// The default maximum length of a client id, in bytes.
 pub const DEFAULT_MAX_CLIENT_ID_LEN: usize = 128;
+
+/// The longest namespace, in bytes.
+pub const MAX_NAMESPACE_LEN: usize = 128;
+
+/// The most finite histogram bucket bounds.
+pub const MAX_BUCKETS: usize = 64;
+
+/// The most shards a layer can have.
+pub const MAX_SHARDS: usize = 1024;
 
 /// A [`Layer`] that wraps services in [`RequestMetrics`].
 ///
@@ -128,7 +137,8 @@ impl Builder {
     /// `ctms_requests_total` and so on).
     ///
     /// It must be a valid metric name without colons: ASCII letters, digits
-    /// and underscores, not starting with a digit.
+    /// and underscores, not starting with a digit, at most
+    /// [`MAX_NAMESPACE_LEN`] bytes.
     #[must_use]
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
@@ -157,7 +167,9 @@ impl Builder {
 
     /// Sets the finite histogram bucket upper bounds, in seconds
     /// (default 0.01 0.05 0.1 0.5 1 5 10). `+Inf` is always added, and may
-    /// be given as the last bound.
+    /// be given as the last bound. Bounds must be positive, finite, strictly
+    /// increasing and at least a nanosecond apart, 1 to [`MAX_BUCKETS`] of
+    /// them; anything else is a [`BuildError::InvalidBuckets`].
     ///
     /// Each bucket costs 8 bytes per series and shard and one line per
     /// series in every scrape; the hot path finds the bucket with a linear
@@ -170,7 +182,9 @@ impl Builder {
 
     /// Adds known client ids: they get their slots at build time, and on
     /// every [API route](Route::api) their `api_requests_total` series start
-    /// at zero.
+    /// at zero. Listing `__other__` pre-initialises the overflow series
+    /// instead; an empty id or one with control characters is a
+    /// [`BuildError::InvalidClientId`].
     #[must_use]
     pub fn clients<I>(mut self, ids: I) -> Self
     where
@@ -181,18 +195,21 @@ impl Builder {
         self
     }
 
-    /// Caps the number of distinct client ids (default 100), known ones
+    /// Caps the number of distinct client ids (default 100, at most
+    /// [`MAX_CLIENT_IDS_LIMIT`](crate::MAX_CLIENT_IDS_LIMIT)), known ones
     /// included. Ids seen after the cap is reached are recorded as
-    /// `__other__`.
+    /// `__other__`. Nothing proportional to the cap is allocated: the
+    /// table grows with the ids seen.
     #[must_use]
     pub fn max_client_ids(mut self, max: usize) -> Self {
         self.max_client_ids = max;
         self
     }
 
-    /// Caps the length of a client id in bytes (default 128). Longer ids are
-    /// recorded as `__other__`, never truncated (a truncated id could pass
-    /// for another client).
+    /// Caps the length of a client id in bytes (default 128, at most
+    /// [`MAX_CLIENT_ID_LEN_LIMIT`](crate::MAX_CLIENT_ID_LEN_LIMIT)). Longer
+    /// ids are recorded as `__other__`, never truncated (a truncated id
+    /// could pass for another client).
     #[must_use]
     pub fn max_client_id_len(mut self, max: usize) -> Self {
         self.max_client_id_len = max;
@@ -233,15 +250,20 @@ impl Builder {
     /// `path_template` value instead of leaving them out (the default).
     ///
     /// All unmatched paths share this one value, so hostile paths cannot
-    /// create series.
+    /// create series. The value must not be a registered template (the two
+    /// would share series): [`BuildError::UnmatchedValueIsATemplate`].
+    /// Either way, `<namespace>_requests_unmatched_total` counts these
+    /// requests.
     #[must_use]
     pub fn record_unmatched_as(mut self, path_template: impl Into<String>) -> Self {
         self.unmatched = Some(path_template.into());
         self
     }
 
-    /// Sets the number of shards the cells are spread over (rounded up to a
-    /// power of two; default: twice the available parallelism, at most 64).
+    /// Sets the number of shards the cells are spread over (1 to
+    /// [`MAX_SHARDS`], rounded up to a power of two; default: twice the
+    /// available parallelism, at most 64). Anything else makes
+    /// [`build`](Self::build) fail with [`BuildError::InvalidShards`].
     ///
     /// More shards make it less likely that two threads write the same
     /// cells, at the cost of memory and of a slower scrape.
@@ -251,7 +273,7 @@ impl Builder {
         self
     }
 
-    /// Checks the configuration, registers the three metric families in
+    /// Checks the configuration, registers the metric families in
     /// `registry` and returns the layer.
     ///
     /// Pass [`prometheus::default_registry()`] to use the global registry.
@@ -259,88 +281,26 @@ impl Builder {
     /// # Errors
     ///
     /// A [`BuildError`] naming the culprit: an invalid namespace, template,
-    /// status code or bucket list, too many or too long known client ids,
-    /// or a metric already registered in `registry`. On error nothing is
-    /// registered.
+    /// status code, bucket list, cap or shard count, invalid, too many or too
+    /// long known client ids, no route at all, or a clash with what
+    /// `registry` already holds. On error nothing is registered.
     pub fn build(self, registry: &Registry) -> Result<RequestMetricsLayer, BuildError> {
-        if !valid_namespace(&self.namespace) {
-            return Err(BuildError::InvalidNamespace {
-                namespace: self.namespace,
-            });
-        }
+        check_namespace(&self.namespace)?;
         let bounds = check_buckets(&self.buckets)?;
-        let routes = Routes::new(
-            self.routes.iter().map(|route| route.template.as_str()),
-            self.unmatched.as_deref(),
-        )?;
-        let clients = ClientTable::new(self.max_client_ids, self.max_client_id_len);
-        let mut known = Vec::new();
-        let mut seen = HashSet::new();
-        for id in &self.clients {
-            if !seen.insert(id.as_str()) {
-                continue;
-            }
-            if id.len() > self.max_client_id_len {
-                return Err(BuildError::ClientIdTooLong {
-                    client_id: id.clone(),
-                    max_len: self.max_client_id_len,
-                });
-            }
-        }
-        if seen.len() > self.max_client_ids {
-            return Err(BuildError::TooManyClientIds {
-                count: seen.len(),
-                max: self.max_client_ids,
-            });
-        }
-        for id in &self.clients {
-            let slot = clients.slot(id);
-            if !known.contains(&slot) {
-                known.push(slot);
-            }
-        }
-
-        let mut preinit = vec![Preinit::default(); group_count(routes.len())];
-        for (route_id, route) in self.routes.iter().enumerate() {
-            let mut statuses = Vec::with_capacity(route.statuses.len());
-            for &code in &route.statuses {
-                let status = Status::new(code).ok_or_else(|| BuildError::InvalidStatusCode {
-                    template: route.template.clone(),
-                    code,
-                })?;
-                statuses.push(status);
-            }
-            for method in &route.methods {
-                let method = method_index(method);
-                for status in &statuses {
-                    let Some(group) = preinit.get_mut(group_index(route_id, method, status.family))
-                    else {
-                        continue;
-                    };
-                    if !group.codes.contains(&status.code_in_family) {
-                        group.codes.push(status.code_in_family);
-                    }
-                    if route.api {
-                        for slot in &known {
-                            if !group.clients.contains(slot) {
-                                group.clients.push(*slot);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-
-        let shards = self.shards.unwrap_or_else(default_shards).clamp(1, 1024);
+        let shards = self.shard_count()?;
+        let routes = self.route_table()?;
+        let known = self.known_clients()?;
+        let preinit = self.preinit(&routes)?;
         let recorder = Recorder::new(RecorderConfig {
             namespace: self.namespace,
             routes,
             bounds,
-            clients,
+            clients: known.table,
             preinit,
+            known_clients: known.count,
+            overflow_listed: known.overflow_listed,
             shards,
         });
-        recorder.create_preinitialised();
         recorder.register(registry)?;
         crate::clock::warm_up();
         Ok(RequestMetricsLayer {
@@ -350,6 +310,108 @@ impl Builder {
             }),
         })
     }
+
+    /// The shard count as configured, or the default.
+    fn shard_count(&self) -> Result<usize, BuildError> {
+        match self.shards {
+            None => Ok(default_shards()),
+            Some(shards) if (1..=MAX_SHARDS).contains(&shards) => Ok(shards),
+            Some(shards) => Err(BuildError::InvalidShards {
+                shards,
+                max: MAX_SHARDS,
+            }),
+        }
+    }
+
+    fn route_table(&self) -> Result<Routes, BuildError> {
+        if self.routes.is_empty() {
+            return Err(BuildError::NoRoutes);
+        }
+        Routes::new(
+            self.routes.iter().map(|route| route.template.as_str()),
+            self.unmatched.as_deref(),
+        )
+    }
+
+    /// The client table, with the known ids holding the first slots.
+    fn known_clients(&self) -> Result<KnownClients, BuildError> {
+        if self.max_client_ids > MAX_CLIENT_IDS_LIMIT {
+            return Err(BuildError::MaxClientIdsTooLarge {
+                max: self.max_client_ids,
+                limit: MAX_CLIENT_IDS_LIMIT,
+            });
+        }
+        if self.max_client_id_len > MAX_CLIENT_ID_LEN_LIMIT {
+            return Err(BuildError::MaxClientIdLenTooLarge {
+                max: self.max_client_id_len,
+                limit: MAX_CLIENT_ID_LEN_LIMIT,
+            });
+        }
+        let table = ClientTable::new(self.max_client_ids, self.max_client_id_len);
+        let mut ids: Vec<&str> = Vec::new();
+        let mut overflow_listed = false;
+        for id in &self.clients {
+            if id == OTHER_CLIENT_ID {
+                // The overflow series itself: pre-initialised, no slot.
+                overflow_listed = true;
+            } else if id.len() > self.max_client_id_len {
+                return Err(BuildError::ClientIdTooLong {
+                    client_id: id.clone(),
+                    max_len: self.max_client_id_len,
+                });
+            } else if !table.is_recordable(id) {
+                return Err(BuildError::InvalidClientId {
+                    client_id: id.clone(),
+                });
+            } else if !ids.contains(&id.as_str()) {
+                ids.push(id);
+            }
+        }
+        if ids.len() > self.max_client_ids {
+            return Err(BuildError::TooManyClientIds {
+                count: ids.len(),
+                max: self.max_client_ids,
+            });
+        }
+        for id in &ids {
+            table.slot(id);
+        }
+        Ok(KnownClients {
+            table,
+            count: ids.len(),
+            overflow_listed,
+        })
+    }
+
+    /// The series each route lists, by route id.
+    fn preinit(&self, routes: &Routes) -> Result<Vec<Option<Box<RoutePreinit>>>, BuildError> {
+        let mut preinit = vec![None; routes.len()];
+        for (id, route) in self.routes.iter().enumerate() {
+            let statuses = route
+                .statuses
+                .iter()
+                .map(|&code| {
+                    Status::new(code).ok_or_else(|| BuildError::InvalidStatusCode {
+                        template: route.template.clone(),
+                        code,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let listed = RoutePreinit::new(&route.methods, &statuses, route.api);
+            if !listed.is_empty() {
+                preinit[id] = Some(Box::new(listed));
+            }
+        }
+        Ok(preinit)
+    }
+}
+
+/// The client table as the builder leaves it.
+struct KnownClients {
+    table: ClientTable,
+    /// Known ids hold slots `0..count`.
+    count: usize,
+    overflow_listed: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -372,28 +434,56 @@ impl fmt::Debug for Builder {
 }
 
 /// A metric name prefix: `[a-zA-Z_][a-zA-Z0-9_]*` (colons are reserved for
-/// recording rules).
-fn valid_namespace(namespace: &str) -> bool {
+/// recording rules), at most [`MAX_NAMESPACE_LEN`] bytes.
+fn check_namespace(namespace: &str) -> Result<(), BuildError> {
     let mut chars = namespace.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    let valid = namespace.len() <= MAX_NAMESPACE_LEN
+        && matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(BuildError::InvalidNamespace {
+            namespace: namespace.to_owned(),
+        })
+    }
 }
 
-/// Finite, strictly increasing, at least one; a trailing `+Inf` is dropped.
+/// Positive, finite, strictly increasing, at least a nanosecond apart (the
+/// hot path compares whole nanoseconds), 1 to [`MAX_BUCKETS`] of them; a
+/// trailing `+Inf` is dropped.
 fn check_buckets(buckets: &[f64]) -> Result<Vec<f64>, BuildError> {
     let mut bounds = buckets.to_vec();
     if bounds.last() == Some(&f64::INFINITY) {
         bounds.pop();
     }
-    let ok = !bounds.is_empty()
-        && bounds.iter().all(|b| b.is_finite())
-        && bounds.windows(2).all(|pair| pair[0] < pair[1]);
-    if ok {
-        Ok(bounds)
+    let reason = if bounds.is_empty() {
+        Some("no finite bound")
+    } else if bounds.len() > MAX_BUCKETS {
+        Some("too many bounds")
+    } else if bounds.iter().any(|b| b.is_nan()) {
+        Some("NaN is not a bound")
+    } else if bounds.iter().any(|b| b.is_infinite()) {
+        Some("only the last bound may be +Inf")
+    } else if bounds.iter().any(|&b| b <= 0.0) {
+        Some("durations are positive, so bounds must be too")
+    } else if bounds.windows(2).any(|pair| pair[0] >= pair[1]) {
+        Some("bounds must be strictly increasing")
+    } else if bounds
+        .windows(2)
+        .any(|pair| seconds_to_ns(pair[0]) >= seconds_to_ns(pair[1]))
+        || seconds_to_ns(bounds[0]) == 0
+    {
+        Some("bounds must be at least a nanosecond apart")
     } else {
-        Err(BuildError::InvalidBuckets {
+        None
+    };
+    match reason {
+        None => Ok(bounds),
+        Some(reason) => Err(BuildError::InvalidBuckets {
             buckets: buckets.to_vec(),
-        })
+            reason,
+        }),
     }
 }
 
@@ -412,6 +502,11 @@ mod tests {
 
     fn build(builder: Builder) -> Result<RequestMetricsLayer, BuildError> {
         builder.build(&Registry::new())
+    }
+
+    /// A builder with one route, which every valid configuration needs.
+    fn one_route() -> Builder {
+        RequestMetricsLayer::builder().route(Route::new("/"))
     }
 
     #[test]
@@ -502,36 +597,57 @@ mod tests {
     #[test]
     fn invalid_namespaces_are_refused() {
         for namespace in ["", "1ctms", "my-app", "a:b", "ctms ", "é"] {
-            let error = build(RequestMetricsLayer::builder().namespace(namespace)).unwrap_err();
+            let error = build(one_route().namespace(namespace)).unwrap_err();
             assert!(
                 matches!(&error, BuildError::InvalidNamespace { namespace: n } if n == namespace),
                 "{namespace:?}: {error:?}"
             );
         }
         for namespace in ["ctms", "_x", "a1_b2"] {
-            build(RequestMetricsLayer::builder().namespace(namespace)).unwrap();
+            build(one_route().namespace(namespace)).unwrap();
+        }
+        let longest = "n".repeat(MAX_NAMESPACE_LEN);
+        build(one_route().namespace(longest.as_str())).unwrap();
+        for namespace in ["n".repeat(MAX_NAMESPACE_LEN + 1), "n".repeat(1 << 20)] {
+            let error = build(one_route().namespace(namespace.as_str())).unwrap_err();
+            assert!(matches!(error, BuildError::InvalidNamespace { .. }));
+            let message = error.to_string();
+            assert!(message.len() < 400, "{} bytes of message", message.len());
+            assert!(message.contains("at most 128"), "{message}");
         }
     }
 
     #[test]
     fn invalid_buckets_are_refused() {
-        let bad: &[&[f64]] = &[
-            &[],
-            &[f64::INFINITY],
-            &[0.1, 0.1],
-            &[1.0, 0.5],
-            &[f64::NAN],
-            &[0.1, f64::NEG_INFINITY],
+        let many: Vec<f64> = (1..=MAX_BUCKETS + 1).map(|i| i as f64).collect();
+        let bad: &[(&[f64], &str)] = &[
+            (&[], "no finite bound"),
+            (&[f64::INFINITY], "no finite bound"),
+            (&[0.1, 0.1], "strictly increasing"),
+            (&[1.0, 0.5], "strictly increasing"),
+            (&[f64::NAN], "NaN"),
+            (&[0.1, f64::NAN, 1.0], "NaN"),
+            (&[0.1, f64::NEG_INFINITY], "+Inf"),
+            (&[f64::NEG_INFINITY, 0.1], "+Inf"),
+            (&[0.1, f64::INFINITY, 1.0], "+Inf"),
+            (&[0.1, f64::INFINITY, f64::INFINITY], "+Inf"),
+            (&[-1.0, 0.5], "positive"),
+            (&[0.0, 0.5], "positive"),
+            (&[-0.0, 0.5], "positive"),
+            (&[1e-12], "a nanosecond apart"),
+            (&[1.0e-9, 1.2e-9], "a nanosecond apart"),
+            (&many, "too many"),
         ];
-        for buckets in bad {
-            let error =
-                build(RequestMetricsLayer::builder().buckets(buckets.iter().copied())).unwrap_err();
+        for &(buckets, reason) in bad {
+            let error = build(one_route().buckets(buckets.iter().copied())).unwrap_err();
             assert!(
-                matches!(error, BuildError::InvalidBuckets { .. }),
-                "{buckets:?}"
+                matches!(&error, BuildError::InvalidBuckets { reason: r, .. } if r.contains(reason)),
+                "{buckets:?}: {error:?}"
             );
         }
-        build(RequestMetricsLayer::builder().buckets([0.5, 1.0, f64::INFINITY])).unwrap();
+        build(one_route().buckets([0.5, 1.0, f64::INFINITY])).unwrap();
+        build(one_route().buckets([1e-9, 2e-9, 1e9])).unwrap();
+        build(one_route().buckets(many[..MAX_BUCKETS].iter().copied())).unwrap();
     }
 
     #[test]
@@ -548,32 +664,24 @@ mod tests {
 
     #[test]
     fn known_client_ids_must_fit_the_caps() {
-        let error = build(
-            RequestMetricsLayer::builder()
-                .max_client_id_len(3)
-                .clients(["abcd"]),
-        )
-        .unwrap_err();
+        let error = build(one_route().max_client_id_len(3).clients(["abcd"])).unwrap_err();
         assert!(
             matches!(error, BuildError::ClientIdTooLong { ref client_id, max_len: 3 } if client_id == "abcd")
         );
 
-        let error = build(
-            RequestMetricsLayer::builder()
-                .max_client_ids(2)
-                .clients(["a", "b", "c"]),
-        )
-        .unwrap_err();
+        let error = build(one_route().max_client_ids(2).clients(["a", "b", "c"])).unwrap_err();
         assert!(matches!(
             error,
             BuildError::TooManyClientIds { count: 3, max: 2 }
         ));
 
         // Duplicates count once.
+        build(one_route().max_client_ids(2).clients(["a", "b", "a"])).unwrap();
+        // The overflow value takes no slot.
         build(
-            RequestMetricsLayer::builder()
+            one_route()
                 .max_client_ids(2)
-                .clients(["a", "b", "a"]),
+                .clients(["a", "__other__", "b"]),
         )
         .unwrap();
     }
@@ -625,11 +733,202 @@ mod tests {
     #[test]
     fn building_twice_on_one_registry_is_refused() {
         let registry = Registry::new();
-        RequestMetricsLayer::builder().build(&registry).unwrap();
-        let error = RequestMetricsLayer::builder().build(&registry).unwrap_err();
+        one_route().build(&registry).unwrap();
+        let error = one_route().build(&registry).unwrap_err();
         assert!(
             matches!(&error, BuildError::AlreadyRegistered { metric, .. } if metric == "ctms_requests_duration_seconds"),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn a_builder_with_no_route_is_refused() {
+        let error = build(RequestMetricsLayer::builder()).unwrap_err();
+        assert!(matches!(error, BuildError::NoRoutes), "{error:?}");
+        assert!(error.to_string().contains(".route("), "{error}");
+        let error = build(RequestMetricsLayer::builder().record_unmatched_as("other")).unwrap_err();
+        assert!(matches!(error, BuildError::NoRoutes), "{error:?}");
+    }
+
+    #[test]
+    fn caps_past_their_limits_are_refused_before_any_allocation() {
+        // usize::MAX used to panic with "capacity overflow", 1 << 40 to
+        // abort allocating terabytes, 100 million to take gigabytes.
+        for max in [usize::MAX, 1 << 40, 100_000_000, MAX_CLIENT_IDS_LIMIT + 1] {
+            let error = build(one_route().max_client_ids(max)).unwrap_err();
+            assert!(
+                matches!(error, BuildError::MaxClientIdsTooLarge { max: m, limit: MAX_CLIENT_IDS_LIMIT } if m == max),
+                "{max}: {error:?}"
+            );
+            assert!(error.to_string().contains("10000"), "{error}");
+        }
+        build(one_route().max_client_ids(MAX_CLIENT_IDS_LIMIT)).unwrap();
+        for max in [usize::MAX, MAX_CLIENT_ID_LEN_LIMIT + 1] {
+            let error = build(one_route().max_client_id_len(max)).unwrap_err();
+            assert!(
+                matches!(error, BuildError::MaxClientIdLenTooLarge { max: m, .. } if m == max),
+                "{max}: {error:?}"
+            );
+        }
+        build(one_route().max_client_id_len(MAX_CLIENT_ID_LEN_LIMIT)).unwrap();
+    }
+
+    #[test]
+    fn shard_counts_out_of_range_are_refused() {
+        for shards in [0, MAX_SHARDS + 1, usize::MAX] {
+            let error = build(one_route().shards(shards)).unwrap_err();
+            assert!(
+                matches!(error, BuildError::InvalidShards { shards: s, max: MAX_SHARDS } if s == shards),
+                "{shards}: {error:?}"
+            );
+        }
+        for shards in [1, 3, MAX_SHARDS] {
+            build(one_route().shards(shards)).unwrap();
+        }
+    }
+
+    #[test]
+    fn known_client_ids_that_cannot_be_label_values_are_refused() {
+        for id in ["", "a\nb", "nul\0", "cr\r"] {
+            let error = build(one_route().clients([id])).unwrap_err();
+            assert!(
+                matches!(&error, BuildError::InvalidClientId { client_id } if client_id == id),
+                "{id:?}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn listing_the_overflow_value_pre_initialises_its_series_once() {
+        let registry = Registry::new();
+        RequestMetricsLayer::builder()
+            .route(Route::new("/").methods([Method::GET]).statuses([200]).api())
+            .clients(["a", "__other__"])
+            .max_client_ids(1)
+            .build(&registry)
+            .unwrap();
+        let text = render(&registry);
+        let other = r#"ctms_api_requests_total{client_id="__other__",method="GET",path_template="/",status_code_family="2xx"}"#;
+        assert_eq!(sample(&text, other), Some(0.0));
+        assert_eq!(count_series(&text, "ctms_api_requests_total"), 2, "{text}");
+    }
+
+    #[test]
+    fn an_unmatched_value_that_is_also_a_template_is_refused() {
+        let error = build(
+            RequestMetricsLayer::builder()
+                .route(Route::new("/x"))
+                .record_unmatched_as("/x"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, BuildError::UnmatchedValueIsATemplate { value } if value == "/x"),
+            "{error:?}"
+        );
+        for value in ["", "a\nb", "\0"] {
+            let error = build(one_route().record_unmatched_as(value)).unwrap_err();
+            assert!(
+                matches!(&error, BuildError::InvalidUnmatchedValue { value: v } if v == value),
+                "{value:?}: {error:?}"
+            );
+        }
+    }
+
+    fn registry_with_constant_labels(labels: &[(&str, &str)]) -> Registry {
+        let labels = labels
+            .iter()
+            .map(|&(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        Registry::new_custom(Some("app".to_owned()), Some(labels)).unwrap()
+    }
+
+    #[test]
+    fn a_registry_constant_label_named_like_ours_is_refused() {
+        for name in [
+            "method",
+            "path_template",
+            "status_code",
+            "status_code_family",
+            "client_id",
+            "le",
+        ] {
+            let registry = registry_with_constant_labels(&[("env", "prod"), (name, "x")]);
+            let error = one_route().build(&registry).unwrap_err();
+            assert!(
+                matches!(&error, BuildError::ConstantLabelClash { label } if label == name),
+                "{name}: {error:?}"
+            );
+            // Nothing was left behind: not even the probe.
+            assert_eq!(render(&registry), "", "{name}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_and_other_constant_labels_are_carried_on_every_series() {
+        let registry = registry_with_constant_labels(&[("env", "prod")]);
+        RequestMetricsLayer::builder()
+            .route(Route::new("/").methods([Method::GET]).statuses([200]))
+            .build(&registry)
+            .unwrap();
+        let text = render(&registry);
+        let series = r#"app_ctms_requests_total{method="GET",path_template="/",status_code="200",status_code_family="2xx",env="prod"}"#;
+        assert_eq!(sample(&text, series), Some(0.0), "{text}");
+        assert_eq!(
+            sample(&text, r#"app_ctms_requests_unmatched_total{env="prod"}"#),
+            Some(0.0)
+        );
+        assert!(!text.contains("probe"), "{text}");
+    }
+
+    #[test]
+    fn a_metric_under_a_name_our_samples_use_is_refused() {
+        for (name, ours) in [
+            (
+                "ctms_requests_duration_seconds_count",
+                "ctms_requests_duration_seconds",
+            ),
+            (
+                "ctms_requests_duration_seconds_sum",
+                "ctms_requests_duration_seconds",
+            ),
+            (
+                "ctms_requests_duration_seconds_bucket",
+                "ctms_requests_duration_seconds",
+            ),
+            ("ctms_requests", "ctms_requests_total"),
+            ("ctms_api_requests", "ctms_api_requests_total"),
+            ("ctms_requests_unmatched", "ctms_requests_unmatched_total"),
+        ] {
+            let registry = Registry::new();
+            let theirs = IntCounter::new(name, "someone else's").unwrap();
+            registry.register(Box::new(theirs)).unwrap();
+            let error = one_route().build(&registry).unwrap_err();
+            assert!(
+                matches!(&error, BuildError::NameClash { metric, with } if metric == ours && with == name),
+                "{name}: {error:?}"
+            );
+            // Rolled back: only their metric is left, and another namespace builds.
+            assert_eq!(render(&registry).matches("# TYPE").count(), 1, "{name}");
+            one_route().namespace("other").build(&registry).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_names_our_samples_use_stay_reserved_after_build() {
+        let registry = Registry::new();
+        one_route().build(&registry).unwrap();
+        for name in ["ctms_requests_duration_seconds_count", "ctms_requests"] {
+            let theirs = IntCounter::new(name, "someone else's").unwrap();
+            assert!(registry.register(Box::new(theirs)).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_unmatched_counter_starts_at_zero() {
+        let registry = Registry::new();
+        one_route().build(&registry).unwrap();
+        let text = render(&registry);
+        assert_eq!(sample(&text, "ctms_requests_unmatched_total"), Some(0.0));
+        assert!(text.contains("# TYPE ctms_requests_unmatched_total counter\n"));
     }
 }

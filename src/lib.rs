@@ -68,7 +68,7 @@
 //! # When a request is recorded
 //!
 //! Exactly once per request whose path matches a template, with the
-//! duration measured from [`call`](tower::Service::call) to that moment:
+//! duration measured from [`call`](tower_service::Service::call) to that moment:
 //!
 //! | how the request ends | recorded status |
 //! |---|---|
@@ -198,11 +198,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
-mod body;
 mod client_id;
 mod clock;
-#[cfg(feature = "gzip")]
-mod compression;
 mod error;
 mod exporter;
 mod future;
@@ -210,21 +207,24 @@ mod labels;
 mod layer;
 mod recorder;
 mod routes;
+mod schema;
+mod segmented;
 mod service;
 
 #[cfg(test)]
 mod test_helpers;
 
-pub use body::MetricsBody;
-pub use client_id::ClientId;
+pub use client_id::{ClientId, MAX_CLIENT_IDS_LIMIT, MAX_CLIENT_ID_LEN_LIMIT};
 pub use error::BuildError;
-pub use exporter::{MetricsExporter, TEXT_CONTENT_TYPE};
+pub use exporter::{
+    MetricsBody, MetricsExporter, ScrapeFuture, DEFAULT_MAX_WAITING_SCRAPES, TEXT_CONTENT_TYPE,
+};
 pub use future::ResponseFuture;
 pub use layer::{
     Builder, RequestMetricsLayer, DEFAULT_BUCKETS, DEFAULT_MAX_CLIENT_IDS,
-    DEFAULT_MAX_CLIENT_ID_LEN, DEFAULT_NAMESPACE,
+    DEFAULT_MAX_CLIENT_ID_LEN, DEFAULT_NAMESPACE, MAX_BUCKETS, MAX_NAMESPACE_LEN, MAX_SHARDS,
 };
-pub use routes::Route;
+pub use routes::{Route, MAX_TEMPLATE_LEN, MAX_TEMPLATE_PARAMS};
 pub use service::RequestMetrics;
 
 // The README's examples are compiled and run as doctests.

@@ -120,10 +120,14 @@ impl Routes {
                 .map_err(|error| insert_error(template, error))?;
             names.push(template.into());
         }
-        let unmatched = unmatched.map(|value| {
-            names.push(value.into());
-            names.len() - 1
-        });
+        let unmatched = match unmatched {
+            Some(value) => {
+                check_unmatched_value(value, &names)?;
+                names.push(value.into());
+                Some(names.len() - 1)
+            }
+            None => None,
+        };
         Ok(Self {
             router,
             templates: names,
@@ -143,19 +147,31 @@ impl Routes {
         }
     }
 
-    /// The route a request path is recorded under, if any.
+    /// The route whose template `path` matches, if any.
     #[inline]
-    pub(crate) fn resolve(&self, path: &str) -> Option<RouteId> {
+    pub(crate) fn lookup(&self, path: &str) -> Option<RouteId> {
         if !self.may_match(path) {
-            return self.unmatched;
+            return None;
         }
         match self.router.at(path) {
             Ok(matched) => Some(*matched.value),
             // The only way a lookup can fail; listed so that a new variant in
             // a future matchit is a compile error here rather than a silent
             // change of what gets recorded.
-            Err(MatchError::NotFound) => self.unmatched,
+            Err(MatchError::NotFound) => None,
         }
+    }
+
+    /// The route unmatched paths are recorded under, if they are recorded.
+    #[inline]
+    pub(crate) fn unmatched(&self) -> Option<RouteId> {
+        self.unmatched
+    }
+
+    /// The route a request path is recorded under, if any.
+    #[cfg(test)]
+    pub(crate) fn resolve(&self, path: &str) -> Option<RouteId> {
+        self.lookup(path).or(self.unmatched)
     }
 
     /// The `path_template` label value of a route.
@@ -169,9 +185,23 @@ impl Routes {
     }
 }
 
+/// The most parameters matchit can hold in one template (catch-alls aside):
+/// it panics past this.
+pub const MAX_TEMPLATE_PARAMS: usize = 25;
+
+/// The longest template, in bytes.
+pub const MAX_TEMPLATE_LEN: usize = 1024;
+
 /// Rejects what matchit would take as literal text but the user almost
-/// certainly meant as a parameter, and templates no path can match.
+/// certainly meant as a parameter, what it would panic on, and templates no
+/// request path can match.
 fn check_syntax(template: &str) -> Result<(), BuildError> {
+    if template.len() > MAX_TEMPLATE_LEN {
+        return Err(BuildError::TemplateTooLong {
+            template: template.to_owned(),
+            max: MAX_TEMPLATE_LEN,
+        });
+    }
     if !template.starts_with('/') {
         return Err(BuildError::TemplateWithoutLeadingSlash {
             template: template.to_owned(),
@@ -192,6 +222,150 @@ fn check_syntax(template: &str) -> Result<(), BuildError> {
         return Err(BuildError::LegacyTemplateSyntax {
             template: template.to_owned(),
             suggestion: suggestion.join("/"),
+        });
+    }
+    let Some(parts) = Part::split(template) else {
+        // Unbalanced braces: matchit names the problem.
+        return Ok(());
+    };
+    check_params(template, &parts)?;
+    check_literals(template, &parts)
+}
+
+/// A piece of a template: literal text (braces unescaped) or a parameter.
+#[derive(Debug, PartialEq)]
+enum Part<'a> {
+    Literal(String),
+    Param { name: &'a str, catch_all: bool },
+}
+
+impl<'a> Part<'a> {
+    /// The parts of `template`, or `None` if its braces do not balance.
+    fn split(template: &'a str) -> Option<Vec<Self>> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = template;
+        while let Some(c) = rest.chars().next() {
+            if let Some(after) = rest.strip_prefix("{{") {
+                literal.push('{');
+                rest = after;
+            } else if let Some(after) = rest.strip_prefix("}}") {
+                literal.push('}');
+                rest = after;
+            } else if c == '{' {
+                let end = rest.find('}')?;
+                let name = &rest[1..end];
+                if !literal.is_empty() {
+                    parts.push(Self::Literal(std::mem::take(&mut literal)));
+                }
+                parts.push(match name.strip_prefix('*') {
+                    Some(name) => Self::Param {
+                        name,
+                        catch_all: true,
+                    },
+                    None => Self::Param {
+                        name,
+                        catch_all: false,
+                    },
+                });
+                rest = &rest[end + 1..];
+            } else if c == '}' {
+                return None;
+            } else {
+                literal.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(Self::Literal(literal));
+        }
+        Some(parts)
+    }
+}
+
+/// Parameter names: unique, no constraints, not too many.
+fn check_params(template: &str, parts: &[Part<'_>]) -> Result<(), BuildError> {
+    let mut names: Vec<&str> = Vec::new();
+    for part in parts {
+        let Part::Param { name, .. } = part else {
+            continue;
+        };
+        if let Some(cut) = name.find(|c: char| ":[]()+?|^$\\,<>".contains(c)) {
+            let plain = &name[..cut];
+            let suggestion = template.replacen(&format!("{{{name}}}"), &format!("{{{plain}}}"), 1);
+            let suggestion =
+                suggestion.replacen(&format!("{{*{name}}}"), &format!("{{*{plain}}}"), 1);
+            return Err(BuildError::ParameterConstraint {
+                template: template.to_owned(),
+                parameter: (*name).to_owned(),
+                suggestion,
+            });
+        }
+        if names.contains(name) {
+            return Err(BuildError::DuplicateParameter {
+                template: template.to_owned(),
+                parameter: (*name).to_owned(),
+            });
+        }
+        names.push(name);
+    }
+    let params = parts
+        .iter()
+        .filter(|part| {
+            matches!(
+                part,
+                Part::Param {
+                    catch_all: false,
+                    ..
+                }
+            )
+        })
+        .count();
+    if params > MAX_TEMPLATE_PARAMS {
+        return Err(BuildError::TooManyParameters {
+            template: template.to_owned(),
+            count: params,
+            max: MAX_TEMPLATE_PARAMS,
+        });
+    }
+    Ok(())
+}
+
+/// Every literal character must be one a request path can hold: the path
+/// of an `http::Uri` never has control characters, spaces, `?` or `#`.
+fn check_literals(template: &str, parts: &[Part<'_>]) -> Result<(), BuildError> {
+    for part in parts {
+        let Part::Literal(text) = part else { continue };
+        for c in text.chars() {
+            let mut buffer = [0; 4];
+            let probe = format!("/{}", c.encode_utf8(&mut buffer));
+            let fits = http::uri::PathAndQuery::try_from(probe.as_str())
+                .is_ok_and(|path| path.path() == probe && path.query().is_none());
+            if !fits {
+                return Err(BuildError::UnmatchableTemplate {
+                    template: template.to_owned(),
+                    character: c,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The value unmatched paths are recorded under must be a usable label
+/// value that no template has, or two series would share one label set.
+fn check_unmatched_value(value: &str, templates: &[Box<str>]) -> Result<(), BuildError> {
+    let usable = !value.is_empty()
+        && value.len() <= MAX_TEMPLATE_LEN
+        && !value.chars().any(char::is_control);
+    if !usable {
+        return Err(BuildError::InvalidUnmatchedValue {
+            value: value.to_owned(),
+        });
+    }
+    if templates.iter().any(|template| &**template == value) {
+        return Err(BuildError::UnmatchedValueIsATemplate {
+            value: value.to_owned(),
         });
     }
     Ok(())
@@ -345,5 +519,149 @@ mod tests {
             Routes::new(["/a/{x"], None),
             Err(BuildError::InvalidTemplate { .. })
         ));
+    }
+
+    fn params(count: usize) -> String {
+        (0..count).map(|i| format!("/{{p{i}}}")).collect()
+    }
+
+    #[test]
+    fn a_template_with_more_parameters_than_matchit_holds_is_refused() {
+        // matchit 0.9 panics on the 26th parameter.
+        Routes::new([params(MAX_TEMPLATE_PARAMS).as_str()], None).unwrap();
+        let too_many = params(MAX_TEMPLATE_PARAMS + 1);
+        match Routes::new([too_many.as_str()], None) {
+            Err(BuildError::TooManyParameters { count, max, .. }) => {
+                assert_eq!((count, max), (26, 25));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // A catch-all is not one of them.
+        let with_rest = format!("{}/{{*rest}}", params(MAX_TEMPLATE_PARAMS));
+        Routes::new([with_rest.as_str()], None).unwrap();
+        assert!(matches!(
+            Routes::new([params(100).as_str()], None),
+            Err(BuildError::TooManyParameters { count: 100, .. })
+        ));
+    }
+
+    #[test]
+    fn a_parameter_name_used_twice_is_refused() {
+        for template in ["/{a}/{a}", "/{a}/x/{*a}", "/x{id}/{id}"] {
+            match Routes::new([template], None) {
+                Err(BuildError::DuplicateParameter { parameter, .. }) => {
+                    assert!(parameter == "a" || parameter == "id", "{template}");
+                }
+                other => panic!("{template}: unexpected {other:?}"),
+            }
+        }
+        Routes::new(["/{a}/{b}/{{a}}"], None).unwrap();
+    }
+
+    #[test]
+    fn constraints_in_parameters_are_refused_with_the_plain_spelling() {
+        let table = [
+            ("/users/{id:[0-9]+}", "id:[0-9]+", "/users/{id}"),
+            ("/users/{id:int}/x", "id:int", "/users/{id}/x"),
+            ("/files/{*path:.*}", "path:.*", "/files/{*path}"),
+            ("/a/{id[0-9]}", "id[0-9]", "/a/{id}"),
+        ];
+        for (template, parameter, suggestion) in table {
+            match Routes::new([template], None) {
+                Err(BuildError::ParameterConstraint {
+                    parameter: p,
+                    suggestion: s,
+                    ..
+                }) => {
+                    assert_eq!(
+                        (p.as_str(), s.as_str()),
+                        (parameter, suggestion),
+                        "{template}"
+                    );
+                }
+                other => panic!("{template}: unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn templates_no_request_path_can_match_are_refused() {
+        for (template, character) in [
+            ("/a\nb", '\n'),
+            ("/a\0", '\0'),
+            ("/a\rb", '\r'),
+            ("/\x7f", '\x7f'),
+            ("/a b", ' '),
+            ("/a?b", '?'),
+            ("/a#b", '#'),
+            ("/{id}\t", '\t'),
+        ] {
+            match Routes::new([template], None) {
+                Err(BuildError::UnmatchableTemplate { character: c, .. }) => {
+                    assert_eq!(c, character, "{template:?}");
+                }
+                other => panic!("{template:?}: unexpected {other:?}"),
+            }
+        }
+        // What a request path can hold is accepted.
+        for template in [
+            "/%20",
+            "/caf\u{e9}",
+            "/a:b",
+            "/a;b=c",
+            "/~user",
+            "/literal/{{braces}}",
+        ] {
+            Routes::new([template], None).unwrap();
+        }
+    }
+
+    #[test]
+    fn every_accepted_literal_character_can_arrive_in_a_request_path() {
+        for byte in 0_u8..=127 {
+            let c = char::from(byte);
+            if c == '{' || c == '}' {
+                continue;
+            }
+            let template = format!("/x{c}");
+            if Routes::new([template.as_str()], None).is_ok() {
+                let uri: http::Uri = template
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{template:?}: {e}"));
+                assert_eq!(uri.path(), template, "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_template_over_the_length_limit_is_refused() {
+        let longest = format!("/{}", "a".repeat(MAX_TEMPLATE_LEN - 1));
+        Routes::new([longest.as_str()], None).unwrap();
+        for len in [MAX_TEMPLATE_LEN + 1, 1 << 20] {
+            let template = format!("/{}", "a".repeat(len - 1));
+            let error = Routes::new([template.as_str()], None).unwrap_err();
+            assert!(matches!(
+                error,
+                BuildError::TemplateTooLong {
+                    max: MAX_TEMPLATE_LEN,
+                    ..
+                }
+            ));
+            assert!(error.to_string().len() < 400);
+        }
+    }
+
+    #[test]
+    fn one_character_segments_are_literal_text_not_old_syntax() {
+        let routes = Routes::new(["/a/:", "/b/*"], None).unwrap();
+        assert_eq!(
+            routes.lookup("/a/:").map(|id| routes.template(id)),
+            Some("/a/:")
+        );
+        assert_eq!(
+            routes.lookup("/b/*").map(|id| routes.template(id)),
+            Some("/b/*")
+        );
+        assert_eq!(routes.lookup("/a/x"), None);
     }
 }

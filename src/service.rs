@@ -7,14 +7,9 @@ use std::{
 };
 
 use http::{HeaderMap, Request, Response};
-use tower::Service;
+use tower_service::Service;
 
-use crate::{
-    future::{Guard, Pending},
-    labels::method_index,
-    recorder::Recorder,
-    ResponseFuture,
-};
+use crate::{future::Guard, recorder::Recorder, ResponseFuture};
 
 /// Reads a client id from request headers, for apps whose front proxy has
 /// already authenticated the caller.
@@ -25,28 +20,6 @@ pub(crate) type ClientIdFromRequest =
 pub(crate) struct Shared {
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) client_id_from_request: Option<ClientIdFromRequest>,
-}
-
-impl Shared {
-    /// Everything decided at `call`: route, method, client, start time.
-    /// `None` when the path is not recorded.
-    #[inline]
-    fn start<B>(&self, request: &Request<B>) -> Option<Pending> {
-        let common = &self.recorder.common;
-        let route = common.routes.resolve(request.uri().path())?;
-        let client = self
-            .client_id_from_request
-            .as_ref()
-            .and_then(|read| read(request.headers()))
-            .map(|id| common.clients.slot(id));
-        Some(Pending {
-            shard: self.recorder.shard().clone(),
-            route,
-            method: method_index(request.method()),
-            client,
-            start: crate::clock::Instant::now(),
-        })
-    }
 }
 
 impl fmt::Debug for Shared {
@@ -116,11 +89,22 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let mut guard = Guard::new(self.shared.start(&request));
-        // A panic in the inner `call` drops the guard with this set: 500.
-        guard.in_inner = true;
-        let inner = self.inner.call(request);
-        guard.in_inner = false;
+        let shared = &*self.shared;
+        let mut guard = Guard::new(
+            shared
+                .recorder
+                .start(request.uri().path(), request.method()),
+        );
+        if let Some(read) = &shared.client_id_from_request {
+            // A panic in the user's reader is recorded as 500, like one in
+            // the inner service.
+            guard.run_user_code(|pending| {
+                if let Some(pending) = pending {
+                    pending.set_request_client(read(request.headers()));
+                }
+            });
+        }
+        let inner = guard.run_user_code(|_| self.inner.call(request));
         ResponseFuture::new(inner, guard)
     }
 }
@@ -509,5 +493,211 @@ mod tests {
         )
         .unwrap();
         assert!((0.025..1000.0).contains(&sum), "sum {sum}");
+    }
+
+    /// Answers with the response client id given in the `x-auth` header, if
+    /// any.
+    fn respond_with_auth(
+        request: Request<()>,
+    ) -> std::future::Ready<Result<Response<()>, Infallible>> {
+        let mut response = Response::new(());
+        if let Some(id) = request.headers().get("x-auth") {
+            let id = id.to_str().unwrap().to_owned();
+            response.extensions_mut().insert(ClientId::new(id));
+        }
+        std::future::ready(Ok(response))
+    }
+
+    fn with_headers(headers: &[(&str, &str)]) -> Request<()> {
+        let mut request = Request::builder().uri("/");
+        for &(name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.body(()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_the_client_id_recorded_claims_a_slot() {
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/"))
+            .max_client_ids(2)
+            .client_id_from_request(|headers| headers.get("x-client")?.to_str().ok())
+            .build(&registry)
+            .unwrap();
+        let service = layer.layer(service_fn(respond_with_auth));
+        for (header, auth) in [("h1", "A"), ("h2", "B"), ("h1", "B")] {
+            let request = with_headers(&[("x-client", header), ("x-auth", auth)]);
+            service.clone().oneshot(request).await.unwrap();
+        }
+        let text = render(&registry);
+        assert_eq!(sample(&text, &api("A", "GET", "/", "2xx")), Some(1.0));
+        assert_eq!(sample(&text, &api("B", "GET", "/", "2xx")), Some(2.0));
+        assert_eq!(count_series(&text, "ctms_api_requests_total"), 2, "{text}");
+
+        // The header's id is recorded, and claims its slot, when it is the
+        // one recorded; a third id then overflows.
+        for header in ["h1", "h9"] {
+            service
+                .clone()
+                .oneshot(with_headers(&[("x-client", header)]))
+                .await
+                .unwrap();
+        }
+        let text = render(&registry);
+        assert_eq!(
+            sample(&text, &api("__other__", "GET", "/", "2xx")),
+            Some(2.0),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_id_reader_that_panics_records_500() {
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/"))
+            .client_id_from_request(|headers| {
+                if headers.contains_key("x-explode") {
+                    panic!("reader exploded");
+                }
+                None
+            })
+            .build(&registry)
+            .unwrap();
+        let mut service = layer.layer(service_fn(respond_with(200)));
+        let request = with_headers(&[("x-explode", "1")]);
+        let result = catch_unwind(AssertUnwindSafe(|| service.call(request)));
+        assert!(result.is_err());
+        let text = render(&registry);
+        assert_eq!(sample(&text, &total("GET", "/", 500)), Some(1.0), "{text}");
+        assert_eq!(count_series(&text, "ctms_requests_total"), 1);
+    }
+
+    #[tokio::test]
+    async fn ids_that_cannot_be_label_values_are_recorded_as_the_overflow() {
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/"))
+            .max_client_ids(1)
+            .client_id_from_request(|headers| headers.get("x-client")?.to_str().ok())
+            .build(&registry)
+            .unwrap();
+        let service = layer.layer(service_fn(|request: Request<()>| async move {
+            let mut response = Response::new(());
+            if let Some(id) = request.uri().query() {
+                let id = id
+                    .replace("CR", "\r")
+                    .replace("NUL", "\0")
+                    .replace("EMPTY", "");
+                response.extensions_mut().insert(ClientId::new(id));
+            }
+            Ok::<_, Infallible>(response)
+        }));
+        for path in ["/?a", "/?b", "/?__other__", "/?aCRb", "/?NUL", "/?EMPTY"] {
+            service
+                .clone()
+                .oneshot(request(Method::GET, path))
+                .await
+                .unwrap();
+        }
+        // A literal `__other__` from the request headers, too.
+        service
+            .clone()
+            .oneshot(with_headers(&[("x-client", "__other__")]))
+            .await
+            .unwrap();
+        let text = render(&registry);
+        assert_eq!(sample(&text, &api("a", "GET", "/", "2xx")), Some(1.0));
+        assert_eq!(
+            sample(&text, &api("__other__", "GET", "/", "2xx")),
+            Some(6.0),
+            "{text}"
+        );
+        assert_eq!(count_series(&text, "ctms_api_requests_total"), 2, "{text}");
+        assert!(!text.contains('\r') && !text.contains("\\r"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn requests_that_match_no_template_are_counted_once_each() {
+        for unmatched in [None, Some("__unmatched__")] {
+            let registry = Registry::new();
+            let mut builder = RequestMetricsLayer::builder().route(Route::new("/items/{id}"));
+            if let Some(value) = unmatched {
+                builder = builder.record_unmatched_as(value);
+            }
+            let service = builder
+                .build(&registry)
+                .unwrap()
+                .layer(service_fn(respond_with(404)));
+            for path in ["/items/1", "/nope", "/items", "/items/1/2", "/i"] {
+                service
+                    .clone()
+                    .oneshot(request(Method::GET, path))
+                    .await
+                    .unwrap();
+            }
+            let text = render(&registry);
+            assert_eq!(
+                sample(&text, "ctms_requests_unmatched_total"),
+                Some(4.0),
+                "{text}"
+            );
+            let recorded = sample(&text, &total("GET", "__unmatched__", 404));
+            assert_eq!(recorded, unmatched.map(|_| 4.0));
+        }
+    }
+
+    /// Ready only after `pending_polls` polls of `poll_ready`.
+    #[derive(Clone)]
+    struct SlowToBeReady {
+        pending_polls: usize,
+    }
+
+    impl Service<Request<()>> for SlowToBeReady {
+        type Response = Response<()>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response<()>, Infallible>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            if self.pending_polls == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            self.pending_polls -= 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            assert_eq!(self.pending_polls, 0, "called before it was ready");
+            std::future::ready(Ok(Response::new(())))
+        }
+    }
+
+    #[tokio::test]
+    async fn readiness_is_the_inner_services() {
+        let registry = Registry::new();
+        let mut service = layer(&registry).layer(SlowToBeReady { pending_polls: 2 });
+        let waker = std::task::Waker::from(Arc::new(NoWake));
+        let mut cx = Context::from_waker(&waker);
+        assert!(service.poll_ready(&mut cx).is_pending());
+        assert!(service.poll_ready(&mut cx).is_pending());
+        assert!(matches!(service.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+        service.call(request(Method::GET, "/")).await.unwrap();
+        assert_eq!(
+            sample(&render(&registry), &total("GET", "/", 200)),
+            Some(1.0)
+        );
+
+        // Through a concurrency limit: not ready while its one slot is taken.
+        let mut limited = layer(&Registry::new()).layer(tower::limit::ConcurrencyLimit::new(
+            service_fn(respond_with(200)),
+            1,
+        ));
+        poll_fn(|cx| limited.poll_ready(cx)).await.unwrap();
+        let held = limited.call(request(Method::GET, "/"));
+        assert!(limited.poll_ready(&mut cx).is_pending());
+        held.await.unwrap();
+        assert!(matches!(limited.poll_ready(&mut cx), Poll::Ready(Ok(()))));
     }
 }

@@ -459,28 +459,58 @@ async fn client_ids_with_quotes_backslashes_and_newlines_round_trip() {
     for id in odd {
         assert_eq!(exposition.sum(API, &[("client_id", id)]), 1.0, "{id:?}");
     }
+}
 
+#[tokio::test]
+async fn control_characters_in_a_client_id_make_it_the_overflow_value() {
+    // A known id cannot have them: it is refused at build.
+    let error = RequestMetricsLayer::builder()
+        .route(Route::new("/"))
+        .clients(["line\nbreak"])
+        .build(&Registry::new())
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        tower_prometheus::BuildError::InvalidClientId { .. }
+    ));
+
+    // One that arrives with a response is recorded as `__other__`, as is
+    // the empty id: tools that normalise line endings would corrupt the
+    // exposition otherwise.
     let registry = Registry::new();
     let layer = RequestMetricsLayer::builder()
         .route(Route::new("/").methods([Method::GET]).statuses([200]).api())
-        .clients(["line\nbreak"])
         .build(&registry)
         .unwrap();
-    let service = layer.layer(service_fn(|_: Request<String>| async {
+    let service = layer.layer(service_fn(|request: Request<String>| async move {
         let mut response = Response::new(String::new());
-        response
-            .extensions_mut()
-            .insert(ClientId::from_static("line\nbreak"));
+        let id = match request.uri().query() {
+            Some("lf") => "line\nbreak",
+            Some("cr") => "carriage\rreturn",
+            Some("nul") => "nul\0",
+            _ => "",
+        };
+        response.extensions_mut().insert(ClientId::new(id));
         Ok::<_, Infallible>(response)
     }));
-    service
-        .oneshot(Request::get("/").body(String::new()).unwrap())
-        .await
-        .unwrap();
+    for query in ["lf", "cr", "nul", "empty"] {
+        let request = Request::get(format!("/?{query}"))
+            .body(String::new())
+            .unwrap();
+        service.clone().oneshot(request).await.unwrap();
+    }
     let text = MetricsExporter::new(registry).render().unwrap();
-    assert!(text.contains(r#"client_id="line\nbreak""#), "{text}");
+    assert!(
+        !text.contains("break") && !text.contains("carriage"),
+        "{text}"
+    );
     let exposition = crate::support::parse(&text);
-    assert_eq!(exposition.sum(API, &[("client_id", "line\nbreak")]), 1.0);
+    assert_eq!(
+        exposition.sum(API, &[("client_id", "__other__")]),
+        4.0,
+        "{text}"
+    );
+    assert_eq!(exposition.series(API).len(), 1, "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,233 @@
+//! The write side: the cells a request adds to, found by index, created on
+//! first use.
+//!
+//! Storage is a directory of three levels, each allocated only when a
+//! request first reaches it, so memory follows the traffic rather than the
+//! configuration:
+//!
+//! 1. per route: a [`RouteGroups`] (one pointer per method and status family);
+//! 2. per (route, method, family) group: a [`Group`] (one pointer per shard);
+//! 3. per group and shard: the [`Cells`] that shard's threads add to.
+//!
+//! An idle layer holds one empty pointer per route. Everything one request
+//! touches — its status code counter, its histogram bucket and sum, its
+//! client's counter — lives in one `Cells`, on cache lines no other shard
+//! writes.
+
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    OnceLock,
+};
+
+use crate::{
+    client_id::ClientSlot,
+    labels::{CodeSet, Status, CODES_PER_FAMILY, CODE_WORDS, FAMILY_COUNT, METHOD_COUNT},
+    routes::RouteId,
+    segmented::Segmented,
+};
+
+/// Groups per route: one per method and status family.
+const GROUPS_PER_ROUTE: usize = METHOD_COUNT * FAMILY_COUNT;
+
+/// The cells of one (route, method, status family) group in one shard.
+///
+/// Aligned to two cache lines so that the cells of different shards never
+/// share one (adjacent-line prefetching pulls pairs of lines).
+#[repr(align(128))]
+pub(super) struct Cells {
+    /// The status codes of the family counted so far (or pre-initialised).
+    used: [AtomicU64; CODE_WORDS],
+    /// One counter per status code of the family.
+    codes: [AtomicU64; CODES_PER_FAMILY],
+    /// Sum of the durations in nanoseconds: an integer `fetch_add`, no CAS
+    /// loop on a float.
+    sum_ns: AtomicU64,
+    /// Non-cumulative bucket counts; the last one is `+Inf`. Their sum is the
+    /// histogram's count, so `_count` always equals the `+Inf` bucket.
+    buckets: Box<[AtomicU64]>,
+    /// One counter per client slot in use, created on the first API request
+    /// and grown with the slots used.
+    clients: OnceLock<Box<Segmented<AtomicU64>>>,
+}
+
+impl Cells {
+    fn new(buckets: usize) -> Self {
+        Self {
+            used: std::array::from_fn(|_| AtomicU64::new(0)),
+            codes: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_ns: AtomicU64::new(0),
+            buckets: (0..=buckets).map(|_| AtomicU64::new(0)).collect(),
+            clients: OnceLock::new(),
+        }
+    }
+
+    /// Adds one request. `bucket` is the index of its bucket, `client` its
+    /// slot among `slots`.
+    #[inline]
+    pub(super) fn add(
+        &self,
+        status: Status,
+        bucket: usize,
+        elapsed_ns: u64,
+        client: Option<(ClientSlot, usize)>,
+    ) {
+        if let Some(code) = self.codes.get(status.code_in_family) {
+            let (word, bit) = CodeSet::position(status.code_in_family);
+            let word = &self.used[word];
+            // A plain load first: after a code's first request the bit is
+            // set, and the read-modify-write is skipped.
+            if word.load(Ordering::Relaxed) & bit == 0 {
+                word.fetch_or(bit, Ordering::Relaxed);
+            }
+            code.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(count) = self.buckets.get(bucket) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_ns.fetch_add(elapsed_ns, Ordering::Relaxed);
+        if let Some((slot, slots)) = client {
+            let counters = self.clients.get_or_init(|| Box::new(Segmented::new(slots)));
+            if let Some(count) = counters.get_or_alloc(slot) {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The codes counted so far.
+    pub(super) fn used(&self) -> CodeSet {
+        CodeSet(std::array::from_fn(|word| {
+            self.used[word].load(Ordering::Relaxed)
+        }))
+    }
+
+    pub(super) fn code(&self, code: usize) -> u64 {
+        self.codes
+            .get(code)
+            .map_or(0, |count| count.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn sum_ns(&self) -> u64 {
+        self.sum_ns.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn buckets(&self) -> impl Iterator<Item = u64> + '_ {
+        self.buckets
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+    }
+
+    /// The client slots with a counter, nonzero or not.
+    pub(super) fn clients(&self) -> impl Iterator<Item = (ClientSlot, u64)> + '_ {
+        self.clients.get().into_iter().flat_map(|counters| {
+            counters
+                .iter()
+                .map(|(slot, count)| (slot, count.load(Ordering::Relaxed)))
+        })
+    }
+}
+
+/// One (route, method, family) group: a pointer per shard.
+pub(super) struct Group {
+    shards: Box<[OnceLock<Box<Cells>>]>,
+}
+
+impl Group {
+    /// The cells of the shards that have recorded in this group.
+    pub(super) fn cells(&self) -> impl Iterator<Item = &Cells> + '_ {
+        self.shards
+            .iter()
+            .filter_map(|cells| cells.get())
+            .map(|c| &**c)
+    }
+}
+
+/// The groups of one route.
+struct RouteGroups {
+    groups: [OnceLock<Box<Group>>; GROUPS_PER_ROUTE],
+}
+
+/// Every route's groups.
+pub(super) struct Directory {
+    routes: Box<[OnceLock<Box<RouteGroups>>]>,
+    shards: usize,
+    buckets: usize,
+}
+
+impl Directory {
+    /// A directory for `routes` route ids, `shards` shards and `buckets`
+    /// finite bucket bounds; nothing but the route pointers is allocated.
+    pub(super) fn new(routes: usize, shards: usize, buckets: usize) -> Self {
+        Self {
+            routes: (0..routes).map(|_| OnceLock::new()).collect(),
+            shards,
+            buckets,
+        }
+    }
+
+    /// The group of (route, method, family), if any shard has recorded in it.
+    #[inline]
+    pub(super) fn group(&self, route: RouteId, method: usize, family: usize) -> Option<&Group> {
+        let groups = self.routes.get(route)?.get()?;
+        groups
+            .groups
+            .get(group_offset(method, family))?
+            .get()
+            .map(|g| &**g)
+    }
+
+    /// Whether any request has been recorded on `route`.
+    pub(super) fn route_in_use(&self, route: RouteId) -> bool {
+        self.routes.get(route).is_some_and(|r| r.get().is_some())
+    }
+
+    /// The cells `shard` adds to for (route, method, family), created (with
+    /// whatever levels above them are missing) on first use. `None` only
+    /// for indexes out of range, which the route and label tables never
+    /// produce.
+    #[inline]
+    pub(super) fn cells(
+        &self,
+        route: RouteId,
+        method: usize,
+        family: usize,
+        shard: usize,
+    ) -> Option<&Cells> {
+        let groups = self.routes.get(route)?.get_or_init(|| {
+            Box::new(RouteGroups {
+                groups: std::array::from_fn(|_| OnceLock::new()),
+            })
+        });
+        let group = groups
+            .groups
+            .get(group_offset(method, family))?
+            .get_or_init(|| {
+                Box::new(Group {
+                    shards: (0..self.shards).map(|_| OnceLock::new()).collect(),
+                })
+            });
+        let cells = group.shards.get(shard)?;
+        Some(cells.get_or_init(|| Box::new(Cells::new(self.buckets))))
+    }
+
+    /// Bytes allocated for the directory and the cells so far, not
+    /// counting client counters.
+    #[cfg(test)]
+    pub(super) fn allocated_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let mut bytes = self.routes.len() * size_of::<OnceLock<Box<RouteGroups>>>();
+        for groups in self.routes.iter().filter_map(OnceLock::get) {
+            bytes += size_of::<RouteGroups>();
+            for group in groups.groups.iter().filter_map(OnceLock::get) {
+                bytes += self.shards * size_of::<OnceLock<Box<Cells>>>();
+                bytes += group.cells().count()
+                    * (size_of::<Cells>() + (self.buckets + 1) * size_of::<AtomicU64>());
+            }
+        }
+        bytes
+    }
+}
+
+#[inline]
+fn group_offset(method: usize, family: usize) -> usize {
+    method * FAMILY_COUNT + family
+}

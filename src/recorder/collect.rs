@@ -1,0 +1,297 @@
+//! The read side: a scrape sums the shards' cells into `MetricFamily`
+//! values.
+//!
+//! A series is listed when it has counts or was pre-initialised. Series are
+//! listed in the order the registry sorts them in — by label values, taken
+//! in label-name order — so that its sort finds nothing to do:
+//!
+//! - `requests_total`: method, template, status code;
+//! - `requests_duration_seconds`: method, template, status family;
+//! - `api_requests_total`: client id, then as the duration histogram.
+//!
+//! The method and template orders are fixed at build ([`Order`]); client
+//! ids are ranked at each scrape, since new ones arrive.
+
+use prometheus::proto::{self, MetricFamily};
+
+use super::{cells::Cells, Recorder, Tables};
+use crate::{
+    client_id::ClientSlot,
+    labels::{
+        family_label, method_label, methods_in_label_order, status_code_label, CodeSet,
+        FAMILY_COUNT, METHOD_COUNT,
+    },
+    routes::{RouteId, Routes},
+    schema::{Family, CLIENT_ID, METHOD, PATH_TEMPLATE, STATUS_CODE, STATUS_CODE_FAMILY},
+};
+
+/// Route ids and method indexes in the order of their label values.
+pub(super) struct Order {
+    routes: Box<[RouteId]>,
+    methods: [usize; METHOD_COUNT],
+}
+
+impl Order {
+    pub(super) fn new(routes: &Routes) -> Self {
+        let mut by_template: Box<[RouteId]> = (0..routes.len()).collect();
+        by_template.sort_by(|&a, &b| routes.template(a).cmp(routes.template(b)));
+        Self {
+            routes: by_template,
+            methods: methods_in_label_order(),
+        }
+    }
+}
+
+/// One (route, method, family) group as a scrape sees it.
+struct GroupView<'a> {
+    method: usize,
+    method_rank: usize,
+    route: RouteId,
+    route_rank: usize,
+    family: usize,
+    /// The cells of every shard that recorded in the group.
+    cells: &'a [&'a Cells],
+    /// The codes pre-initialised for the group.
+    listed: CodeSet,
+    /// Whether the known clients' API counters are pre-initialised.
+    api_listed: bool,
+}
+
+impl Recorder {
+    /// One family, summed over the shards.
+    pub(super) fn collect(&self, family: Family) -> MetricFamily {
+        let metrics = match family {
+            Family::Total => self.collect_total(),
+            Family::Duration => self.collect_duration(),
+            Family::Api => self.collect_api(),
+            Family::Unmatched => vec![counter(Vec::new(), self.unmatched())],
+        };
+        let mut collected = MetricFamily::default();
+        collected.set_name(self.name(family));
+        collected.set_help(family.help().to_owned());
+        collected.set_field_type(family.metric_type());
+        collected.set_metric(metrics);
+        collected
+    }
+
+    fn unmatched(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|shard| shard.unmatched.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Calls `visit` for every group with cells or pre-initialised series,
+    /// in label order.
+    fn for_each_group(&self, mut visit: impl FnMut(&Tables, &GroupView<'_>)) {
+        let tables = &*self.tables;
+        let order = &self.order;
+        // Reused across groups: no allocation per group.
+        let mut cells: Vec<&Cells> = Vec::with_capacity(self.shards.len());
+        for (method_rank, &method) in order.methods.iter().enumerate() {
+            for (route_rank, &route) in order.routes.iter().enumerate() {
+                let preinit = tables.preinit.get(route).and_then(Option::as_deref);
+                if preinit.is_none() && !tables.directory.route_in_use(route) {
+                    continue;
+                }
+                for family in 0..FAMILY_COUNT {
+                    cells.clear();
+                    if let Some(group) = tables.directory.group(route, method, family) {
+                        cells.extend(group.cells());
+                    }
+                    let listed = preinit.map_or_else(CodeSet::default, |p| p.codes(method, family));
+                    if cells.is_empty() && listed.is_empty() {
+                        continue;
+                    }
+                    let view = GroupView {
+                        method,
+                        method_rank,
+                        route,
+                        route_rank,
+                        family,
+                        cells: &cells,
+                        listed,
+                        api_listed: preinit.is_some_and(|p| p.api) && !listed.is_empty(),
+                    };
+                    visit(tables, &view);
+                }
+            }
+        }
+    }
+
+    fn collect_total(&self) -> Vec<proto::Metric> {
+        let mut metrics = Vec::new();
+        self.for_each_group(|tables, group| {
+            let used = group
+                .cells
+                .iter()
+                .fold(group.listed, |codes, cells| codes.union(cells.used()));
+            for code in used.iter() {
+                let count = group.cells.iter().map(|cells| cells.code(code)).sum();
+                let labels = vec![
+                    label(METHOD, method_label(group.method)),
+                    label(PATH_TEMPLATE, tables.routes.template(group.route)),
+                    label(STATUS_CODE, &status_code_label(group.family, code)),
+                    label(STATUS_CODE_FAMILY, family_label(group.family)),
+                ];
+                metrics.push(counter(labels, count));
+            }
+        });
+        metrics
+    }
+
+    fn collect_duration(&self) -> Vec<proto::Metric> {
+        let mut metrics = Vec::new();
+        let mut counts: Vec<u64> = Vec::new();
+        self.for_each_group(|tables, group| {
+            counts.clear();
+            counts.resize(tables.bounds.len() + 1, 0);
+            let mut sum_ns = 0_u64;
+            for cells in group.cells {
+                for (total, count) in counts.iter_mut().zip(cells.buckets()) {
+                    *total += count;
+                }
+                sum_ns = sum_ns.wrapping_add(cells.sum_ns());
+            }
+            let observed: u64 = counts.iter().sum();
+            if observed == 0 && group.listed.is_empty() {
+                return;
+            }
+            let labels = vec![
+                label(METHOD, method_label(group.method)),
+                label(PATH_TEMPLATE, tables.routes.template(group.route)),
+                label(STATUS_CODE_FAMILY, family_label(group.family)),
+            ];
+            metrics.push(histogram(labels, &counts, sum_ns, &tables.bounds));
+        });
+        metrics
+    }
+
+    fn collect_api(&self) -> Vec<proto::Metric> {
+        /// One API series before sorting: its sort key and count.
+        struct Series {
+            slot: ClientSlot,
+            method_rank: usize,
+            route_rank: usize,
+            family: usize,
+            count: u64,
+        }
+        let mut series = Vec::new();
+        // (slot, count) of one group, over every shard.
+        let mut counts: Vec<(ClientSlot, u64)> = Vec::new();
+        self.for_each_group(|tables, group| {
+            counts.clear();
+            for cells in group.cells {
+                counts.extend(cells.clients());
+            }
+            if group.api_listed {
+                counts.extend((0..tables.known_clients).map(|slot| (slot, 0)));
+                if tables.overflow_listed {
+                    counts.push((tables.clients.overflow(), 0));
+                }
+            }
+            counts.sort_unstable_by_key(|&(slot, _)| slot);
+            let mut index = 0;
+            while index < counts.len() {
+                let (slot, mut count) = counts[index];
+                let mut listed = group.api_listed && is_listed(tables, slot);
+                index += 1;
+                while index < counts.len() && counts[index].0 == slot {
+                    count += counts[index].1;
+                    index += 1;
+                }
+                listed |= count > 0;
+                if listed {
+                    series.push(Series {
+                        slot,
+                        method_rank: group.method_rank,
+                        route_rank: group.route_rank,
+                        family: group.family,
+                        count,
+                    });
+                }
+            }
+        });
+
+        // Client ids ranked by name, so that the sort is on small integers
+        // rather than on label strings.
+        let clients = &self.tables.clients;
+        let mut named: Vec<(ClientSlot, &str)> = (0..clients.claimed())
+            .chain([clients.overflow()])
+            .filter_map(|slot| Some((slot, clients.name(slot)?)))
+            .collect();
+        named.sort_unstable_by_key(|&(_, name)| name);
+        let mut rank = vec![usize::MAX; clients.slots()];
+        for (position, &(slot, _)) in named.iter().enumerate() {
+            rank[slot] = position;
+        }
+        // A slot claimed after `named` was read has no rank yet: it is listed
+        // at the next scrape.
+        series.retain(|s| rank.get(s.slot).is_some_and(|&r| r != usize::MAX));
+        series.sort_unstable_by_key(|s| (rank[s.slot], s.method_rank, s.route_rank, s.family));
+
+        let tables = &*self.tables;
+        series
+            .into_iter()
+            .map(|s| {
+                let labels = vec![
+                    label(CLIENT_ID, named[rank[s.slot]].1),
+                    label(METHOD, method_label(self.order.methods[s.method_rank])),
+                    label(
+                        PATH_TEMPLATE,
+                        tables.routes.template(self.order.routes[s.route_rank]),
+                    ),
+                    label(STATUS_CODE_FAMILY, family_label(s.family)),
+                ];
+                counter(labels, s.count)
+            })
+            .collect()
+    }
+}
+
+/// Whether a slot's API counters are pre-initialised on API routes.
+fn is_listed(tables: &Tables, slot: ClientSlot) -> bool {
+    slot < tables.known_clients || (tables.overflow_listed && slot == tables.clients.overflow())
+}
+
+fn label(name: &str, value: &str) -> proto::LabelPair {
+    let mut pair = proto::LabelPair::default();
+    pair.set_name(name.to_owned());
+    pair.set_value(value.to_owned());
+    pair
+}
+
+fn counter(labels: Vec<proto::LabelPair>, count: u64) -> proto::Metric {
+    let mut metric = proto::Metric::from_label(labels);
+    let mut counter = proto::Counter::default();
+    counter.set_value(count as f64);
+    metric.set_counter(counter);
+    metric
+}
+
+/// `counts` are the non-cumulative bucket counts, `+Inf` last.
+fn histogram(
+    labels: Vec<proto::LabelPair>,
+    counts: &[u64],
+    sum_ns: u64,
+    bounds: &[f64],
+) -> proto::Metric {
+    let mut metric = proto::Metric::from_label(labels);
+    let mut cumulative = 0;
+    let mut buckets = Vec::with_capacity(bounds.len());
+    for (&bound, &count) in bounds.iter().zip(counts) {
+        cumulative += count;
+        let mut bucket = proto::Bucket::default();
+        bucket.set_upper_bound(bound);
+        bucket.set_cumulative_count(cumulative);
+        buckets.push(bucket);
+    }
+    let mut histogram = proto::Histogram::default();
+    // The encoder writes the `+Inf` bucket from the count, which includes
+    // the requests slower than the last bound.
+    histogram.set_sample_count(counts.iter().sum());
+    histogram.set_sample_sum(sum_ns as f64 / 1e9);
+    histogram.set_bucket(buckets);
+    metric.set_histogram(histogram);
+    metric
+}

@@ -1,0 +1,512 @@
+//! Where the counts live: written per request ([`cells`]), read per scrape
+//! ([`collect`]), registered in a [`Registry`] ([`collector`]).
+//!
+//! Each thread writes to one shard (picked once per thread), and each shard
+//! keeps its own cells, so two cores recording the same route never write
+//! the same cache line. A scrape sums the shards: it reports exactly what
+//! the cells hold when it runs, with no flush and no lag.
+//!
+//! A request is recorded through a [`Pending`], which [`Recorder::start`]
+//! hands out when the request arrives and [`Pending::finish`] consumes.
+
+mod cells;
+mod collect;
+mod collector;
+
+use std::{
+    cell::Cell,
+    fmt,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+};
+
+use http::Method;
+use prometheus::Registry;
+
+use self::cells::Directory;
+use crate::{
+    client_id::{ClientSlot, ClientTable},
+    clock::{elapsed_ns, Instant},
+    labels::{method_index, CodeSet, Status, FAMILY_COUNT},
+    routes::{RouteId, Routes},
+    schema::Family,
+    BuildError, ClientId,
+};
+
+/// The series of one route that exist at zero from the start.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RoutePreinit {
+    /// Bit `m` set for method index `m`.
+    methods: u16,
+    /// The listed codes of each status family.
+    families: [CodeSet; FAMILY_COUNT],
+    /// Whether the API counters of the known clients start at zero too.
+    api: bool,
+}
+
+impl RoutePreinit {
+    pub(crate) fn new(methods: &[Method], statuses: &[Status], api: bool) -> Self {
+        let mut preinit = Self {
+            api,
+            ..Self::default()
+        };
+        for method in methods {
+            preinit.methods |= 1 << method_index(method);
+        }
+        for status in statuses {
+            preinit.families[status.family].insert(status.code_in_family);
+        }
+        preinit
+    }
+
+    /// Whether the route lists no series at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.methods == 0 || self.families.iter().all(CodeSet::is_empty)
+    }
+
+    /// The listed codes of (method, family).
+    fn codes(&self, method: usize, family: usize) -> CodeSet {
+        if self.methods & (1 << method) == 0 {
+            return CodeSet::default();
+        }
+        self.families[family]
+    }
+}
+
+/// Everything the recorder needs from the builder.
+pub(crate) struct RecorderConfig {
+    pub(crate) namespace: String,
+    pub(crate) routes: Routes,
+    pub(crate) bounds: Vec<f64>,
+    pub(crate) clients: ClientTable,
+    /// Per route id; `None` for routes that list no series.
+    pub(crate) preinit: Vec<Option<Box<RoutePreinit>>>,
+    /// The known clients hold slots `0..known_clients`.
+    pub(crate) known_clients: usize,
+    /// Whether the overflow value was listed as a known client.
+    pub(crate) overflow_listed: bool,
+    pub(crate) shards: usize,
+}
+
+/// What the shards read and the scrape walks: the tables decided at build
+/// time and the directory of cells.
+pub(crate) struct Tables {
+    routes: Routes,
+    clients: ClientTable,
+    /// Finite bucket upper bounds in nanoseconds, for the hot path.
+    bounds_ns: Box<[u64]>,
+    /// The same bounds in seconds, as configured, for the scrape.
+    bounds: Box<[f64]>,
+    preinit: Box<[Option<Box<RoutePreinit>>]>,
+    known_clients: usize,
+    overflow_listed: bool,
+    directory: Directory,
+}
+
+impl fmt::Debug for Tables {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tables")
+            .field("routes", &self.routes)
+            .field("clients", &self.clients)
+            .field("bounds", &self.bounds)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One shard: the index its threads write at, and its own count of
+/// unmatched requests.
+///
+/// Aligned so that the reference counts of different shards, bumped on
+/// every request by the futures holding them, never share a cache line.
+#[repr(align(128))]
+pub(crate) struct Shard {
+    tables: Arc<Tables>,
+    index: usize,
+    unmatched: AtomicU64,
+}
+
+impl fmt::Debug for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shard")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The families of one layer.
+pub(crate) struct Recorder {
+    tables: Arc<Tables>,
+    order: collect::Order,
+    shards: Box<[Arc<Shard>]>,
+    namespace: String,
+}
+
+impl fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder")
+            .field("namespace", &self.namespace)
+            .field("tables", &self.tables)
+            .field("shards", &self.shards.len())
+            .finish()
+    }
+}
+
+impl Recorder {
+    pub(crate) fn new(config: RecorderConfig) -> Arc<Self> {
+        let RecorderConfig {
+            namespace,
+            routes,
+            bounds,
+            clients,
+            preinit,
+            known_clients,
+            overflow_listed,
+            shards,
+        } = config;
+        let shards = shards.max(1).next_power_of_two();
+        let order = collect::Order::new(&routes);
+        let tables = Arc::new(Tables {
+            directory: Directory::new(routes.len(), shards, bounds.len()),
+            routes,
+            clients,
+            bounds_ns: bounds.iter().map(|&b| seconds_to_ns(b)).collect(),
+            bounds: bounds.into(),
+            preinit: preinit.into(),
+            known_clients,
+            overflow_listed,
+        });
+        let shards = (0..shards)
+            .map(|index| {
+                Arc::new(Shard {
+                    tables: tables.clone(),
+                    index,
+                    unmatched: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        Arc::new(Self {
+            tables,
+            order,
+            shards,
+            namespace,
+        })
+    }
+
+    /// The full name of a family.
+    pub(crate) fn name(&self, family: Family) -> String {
+        format!("{}_{}", self.namespace, family.suffix())
+    }
+
+    /// Registers the families in `registry`; see [`collector`].
+    pub(crate) fn register(self: &Arc<Self>, registry: &Registry) -> Result<(), BuildError> {
+        collector::register(self, registry)
+    }
+
+    /// The shard the current thread writes to.
+    #[inline]
+    fn shard(&self) -> &Arc<Shard> {
+        let index = thread_shard_seed() & (self.shards.len() - 1);
+        &self.shards[index]
+    }
+
+    /// Starts recording a request that has just arrived: `None` for a path
+    /// that is not recorded (it is counted as unmatched), otherwise the
+    /// record to finish when the request ends.
+    #[inline]
+    pub(crate) fn start(&self, path: &str, method: &Method) -> Option<Pending> {
+        let shard = self.shard();
+        let routes = &self.tables.routes;
+        let route = match routes.lookup(path) {
+            Some(route) => route,
+            None => {
+                shard.unmatched.fetch_add(1, Ordering::Relaxed);
+                routes.unmatched()?
+            }
+        };
+        Some(Pending {
+            shard: shard.clone(),
+            route,
+            method: method_index(method),
+            client: RequestClient::None,
+            start: Instant::now(),
+        })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn tables(&self) -> &Tables {
+        &self.tables
+    }
+}
+
+#[cfg(test)]
+impl Tables {
+    /// Bytes the directory and cells hold.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.directory.allocated_bytes()
+    }
+}
+
+/// The client id a request brought, as far as it is known at `call`.
+enum RequestClient {
+    None,
+    /// An id with a slot already (or the overflow slot).
+    Slot(ClientSlot),
+    /// An id the table has not seen: it claims a slot only if it is the id
+    /// recorded, so an id that a response's `ClientId` overrides never
+    /// takes one.
+    New(Box<str>),
+}
+
+/// A request that has started and is not recorded yet.
+pub(crate) struct Pending {
+    shard: Arc<Shard>,
+    route: RouteId,
+    method: usize,
+    client: RequestClient,
+    start: Instant,
+}
+
+impl Pending {
+    /// Keeps the client id read from the request, recorded unless the
+    /// response brings its own.
+    pub(crate) fn set_request_client(&mut self, id: Option<&str>) {
+        let Some(id) = id else { return };
+        self.client = match self.shard.tables.clients.find(id) {
+            Some(slot) => RequestClient::Slot(slot),
+            None => RequestClient::New(id.into()),
+        };
+    }
+
+    /// Records the request with `status`, and the response's client id if
+    /// it has one (else the request's).
+    #[inline]
+    pub(crate) fn finish(self, status: Status, response_client: Option<&ClientId>) {
+        let elapsed_ns = elapsed_ns(self.start);
+        let tables = &*self.shard.tables;
+        let client = match (response_client, &self.client) {
+            (Some(id), _) => Some(tables.clients.slot(id.as_str())),
+            (None, RequestClient::Slot(slot)) => Some(*slot),
+            (None, RequestClient::New(id)) => Some(tables.clients.slot(id)),
+            (None, RequestClient::None) => None,
+        };
+        let Some(cells) =
+            tables
+                .directory
+                .cells(self.route, self.method, status.family, self.shard.index)
+        else {
+            return;
+        };
+        let bounds = &tables.bounds_ns;
+        let bucket = bounds
+            .iter()
+            .position(|&bound| elapsed_ns <= bound)
+            .unwrap_or(bounds.len());
+        let slots = tables.clients.slots();
+        cells.add(status, bucket, elapsed_ns, client.map(|slot| (slot, slots)));
+    }
+}
+
+impl fmt::Debug for Pending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pending")
+            .field("route", &self.route)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Rounds a bucket bound to whole nanoseconds, saturating for huge bounds.
+pub(crate) fn seconds_to_ns(seconds: f64) -> u64 {
+    let ns = (seconds * 1e9).round();
+    if ns <= 0.0 {
+        0
+    } else if ns >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        ns as u64
+    }
+}
+
+/// A number fixed per thread, spreading threads over the shards.
+#[inline]
+fn thread_shard_seed() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SEED: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    SEED.with(|seed| {
+        let value = seed.get();
+        if value != usize::MAX {
+            return value;
+        }
+        let value = NEXT.fetch_add(1, Ordering::Relaxed) & (usize::MAX >> 1);
+        seed.set(value);
+        value
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{Method, StatusCode};
+    use prometheus::proto::MetricFamily;
+
+    use super::*;
+    use crate::{labels::method_index, RequestMetricsLayer, Route};
+
+    impl Recorder {
+        /// Records a request of `elapsed_ns` in shard `shard`, as
+        /// `Pending::finish` would.
+        fn record(
+            &self,
+            shard: usize,
+            route: RouteId,
+            method: &Method,
+            code: u16,
+            client: Option<&str>,
+            elapsed_ns: u64,
+        ) {
+            let tables = &*self.tables;
+            let status = Status::of(StatusCode::from_u16(code).unwrap());
+            let cells = tables
+                .directory
+                .cells(route, method_index(method), status.family, shard)
+                .unwrap();
+            let bucket = tables
+                .bounds_ns
+                .iter()
+                .position(|&bound| elapsed_ns <= bound)
+                .unwrap_or(tables.bounds_ns.len());
+            let client = client.map(|id| (tables.clients.slot(id), tables.clients.slots()));
+            cells.add(status, bucket, elapsed_ns, client);
+        }
+    }
+
+    fn label_values(family: &MetricFamily) -> Vec<Vec<String>> {
+        family
+            .get_metric()
+            .iter()
+            .map(|metric| {
+                metric
+                    .get_label()
+                    .iter()
+                    .map(|pair| pair.value().to_owned())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_scrape_lists_series_in_the_order_the_registry_sorts_them() {
+        // Templates, methods and clients registered out of label order.
+        let layer = RequestMetricsLayer::builder()
+            .routes(["/zebra", "/alpha/{id}", "/middle"].map(|template| {
+                Route::new(template)
+                    .methods([Method::PUT, Method::GET, Method::DELETE])
+                    .statuses([404, 200, 503, 201])
+                    .api()
+            }))
+            .clients(["zoe", "adam", "mia"])
+            .build(&Registry::new())
+            .unwrap();
+        let recorder = layer.recorder();
+        // Counts in other shards too, for a client only a request knows.
+        for shard in 0..recorder.shards.len() {
+            let client = if shard % 2 == 0 { "bob" } else { "adam" };
+            recorder.record(shard, 0, &Method::POST, 418, Some(client), 5);
+        }
+        for family in [Family::Total, Family::Duration, Family::Api] {
+            let collected = recorder.collect(family);
+            let listed = label_values(&collected);
+            let mut sorted = listed.clone();
+            sorted.sort();
+            assert_eq!(listed, sorted, "{family:?} is listed out of order");
+            assert!(listed.len() > 10, "{family:?}: {listed:?}");
+        }
+        let api = label_values(&recorder.collect(Family::Api));
+        let clients: Vec<&str> = api.iter().map(|labels| labels[0].as_str()).collect();
+        assert!(
+            clients.contains(&"bob") && clients.contains(&"zoe"),
+            "{clients:?}"
+        );
+    }
+
+    #[test]
+    fn a_scrape_reads_every_code_in_use_and_only_those() {
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/a").methods([Method::GET]).statuses([200]))
+            .build(&Registry::new())
+            .unwrap();
+        let recorder = layer.recorder();
+        let last = recorder.shards.len() - 1;
+        for code in [200_u16, 299, 263, 200] {
+            recorder.record(last, 0, &Method::GET, code, None, 1);
+        }
+        let total = recorder.collect(Family::Total);
+        let codes: Vec<(String, f64)> = total
+            .get_metric()
+            .iter()
+            .map(|metric| {
+                (
+                    metric.get_label()[2].value().to_owned(),
+                    metric.get_counter().get_value(),
+                )
+            })
+            .collect();
+        let expected = [("200", 2.0), ("263", 1.0), ("299", 1.0)]
+            .map(|(code, count)| (code.to_owned(), count));
+        assert_eq!(codes, expected);
+    }
+
+    #[test]
+    fn a_request_slower_than_the_last_bound_counts_in_inf_and_the_count() {
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/a"))
+            .buckets([0.001, 0.01])
+            .shards(2)
+            .build(&Registry::new())
+            .unwrap();
+        let recorder = layer.recorder();
+        // 2 ms, 20 ms and 3 s: one in the second bucket, two past the last.
+        recorder.record(0, 0, &Method::GET, 200, None, 2_000_000);
+        recorder.record(1, 0, &Method::GET, 200, None, 20_000_000);
+        recorder.record(1, 0, &Method::GET, 200, None, 3_000_000_000);
+        let duration = recorder.collect(Family::Duration);
+        let histogram = duration.get_metric()[0].get_histogram();
+        let cumulative: Vec<u64> = histogram
+            .get_bucket()
+            .iter()
+            .map(|bucket| bucket.cumulative_count())
+            .collect();
+        assert_eq!(cumulative, [0, 1]);
+        assert_eq!(histogram.get_sample_count(), 3, "+Inf is the count");
+        assert!((histogram.get_sample_sum() - 3.022).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_idle_layer_holds_one_pointer_per_route_whatever_the_shards() {
+        let templates: Vec<String> = (0..10_000).map(|i| format!("/r{i}")).collect();
+        let layer = RequestMetricsLayer::builder()
+            .routes(templates.iter().map(Route::new))
+            .shards(64)
+            .build(&Registry::new())
+            .unwrap();
+        let tables = layer.recorder().tables();
+        let idle = tables.allocated_bytes();
+        assert_eq!(idle, 10_000 * std::mem::size_of::<usize>() * 2);
+        // One request: its route's groups, its group's shard pointers, one
+        // shard's cells; nothing for the other 9,999 routes.
+        layer.recorder().record(5, 1234, &Method::GET, 200, None, 1);
+        let one = tables.allocated_bytes() - idle;
+        assert!(one < 4 * 1024, "{one} bytes for one request");
+        // Another request in the same group and shard costs nothing.
+        layer.recorder().record(5, 1234, &Method::GET, 204, None, 1);
+        assert_eq!(tables.allocated_bytes() - idle, one);
+        // The scrape lists only that route.
+        assert_eq!(
+            layer.recorder().collect(Family::Total).get_metric().len(),
+            2
+        );
+    }
+}
