@@ -16,7 +16,7 @@ use std::{
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 use tower::Service;
 use tower_prometheus::{MetricsBody, MetricsExporter, RequestMetricsLayer, Route};
@@ -102,9 +102,12 @@ fn theirs(routes: usize) -> Registry {
             }
         }
     }
+    let unmatched =
+        IntCounter::new("ctms_requests_unmatched_total", "Unmatched.").expect("valid counter");
     registry.register(Box::new(duration)).expect("registered");
     registry.register(Box::new(total)).expect("registered");
     registry.register(Box::new(api)).expect("registered");
+    registry.register(Box::new(unmatched)).expect("registered");
     registry
 }
 
@@ -181,6 +184,18 @@ fn scrapes(c: &mut Criterion) {
             b.iter(|| black_box(scrape(&mut exporter, true)))
         });
     }
+    // A layer that has served nothing, with many routes and shards: the
+    // scrape walks one pointer per route.
+    let idle = Registry::new();
+    RequestMetricsLayer::builder()
+        .routes((0..10_000).map(|route| Route::new(template(route))))
+        .shards(64)
+        .build(&idle)
+        .expect("valid configuration");
+    let idle = MetricsExporter::new(idle);
+    group.bench_function("tower_prometheus_render/idle_10k_routes_64_shards", |b| {
+        b.iter(|| black_box(idle.render().expect("renders")))
+    });
     group.finish();
 }
 

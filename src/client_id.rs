@@ -127,7 +127,7 @@ impl ClientTable {
             next: AtomicUsize::new(0),
             max_ids,
             max_len,
-            seed: RandomState::new().hash_one(0x7461_626c_65_u64),
+            seed: RandomState::new().hash_one(0x0074_6162_6c65_u64),
         }
     }
 

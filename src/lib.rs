@@ -41,6 +41,10 @@
 //! | `ctms_requests_duration_seconds` | histogram, buckets 0.01 0.05 0.1 0.5 1 5 10 +Inf | `method`, `path_template`, `status_code_family` |
 //! | `ctms_requests_total` | counter | `method`, `path_template`, `status_code`, `status_code_family` |
 //! | `ctms_api_requests_total` | counter | `client_id`, `method`, `path_template`, `status_code_family` |
+//! | `ctms_requests_unmatched_total` | counter | none |
+//!
+//! These are the families of the CTMS format, named after Mozilla's Contact
+//! Management System, whose Python service defined them.
 //!
 //! - `ctms` is the default [namespace](Builder::namespace); the buckets can
 //!   be [changed](Builder::buckets).
@@ -54,6 +58,11 @@
 //! - `client_id` is the id of the API client that made the request (see
 //!   [`ClientId`]); only requests with a client id are counted in
 //!   `ctms_api_requests_total`.
+//! - `ctms_requests_unmatched_total` counts the requests whose path matched
+//!   no template, when they arrive: one series, at zero from the start, so
+//!   that a gap in the templates (a forgotten route, a layer on a nested
+//!   axum router, which sees paths without their prefix) shows in a scrape
+//!   instead of as silence.
 //!
 //! The metrics live in the [`Registry`](prometheus::Registry) given to
 //! [`Builder::build`], next to anything else registered there, and
@@ -93,7 +102,12 @@
 //!    authenticated the caller.
 //!
 //! Whatever arrives this way becomes a label value, so only pass verified
-//! ids. Ids are capped (see below).
+//! ids. Ids are capped (see below). An id claims its place under the cap
+//! only when it is the one recorded: an id read from the request that the
+//! response's `ClientId` overrides takes none. An empty id, an id with
+//! control characters (CR, LF, NUL, …) and the literal `__other__` are
+//! recorded as `__other__`, so that no tool that rewrites line endings can
+//! corrupt the exposition and no id can pose as the overflow series.
 //!
 //! # Route templates
 //!
@@ -108,11 +122,17 @@
 //! - two templates that would match the same paths ambiguously, or the same
 //!   template twice, are a [`BuildError::TemplateConflict`] naming both;
 //! - the `:id` and `*rest` syntax of older routers is refused with the
-//!   spelling to use instead.
+//!   spelling to use instead, and so is a constraint such as
+//!   `{id:[0-9]+}` (a parameter matches any segment);
+//! - a parameter name used twice, more than [`MAX_TEMPLATE_PARAMS`]
+//!   parameters, a template longer than [`MAX_TEMPLATE_LEN`] bytes, and a
+//!   character no request path can hold (control characters, spaces, `?`,
+//!   `#`) are each a [`BuildError`] that says what to write instead.
 //!
-//! Paths that match no template are not recorded, as in CTMS. To count them
+//! Paths that match no template are not recorded in the three CTMS families,
+//! as in CTMS; `ctms_requests_unmatched_total` counts them. To record them
 //! anyway, [`Builder::record_unmatched_as`] records them all under one fixed
-//! `path_template` value.
+//! `path_template` value, which no template may have.
 //!
 //! # Where to put the layer
 //!
@@ -141,26 +161,53 @@
 //! - `ctms_requests_total`: at most `R × 10 methods × 900 status codes`;
 //! - `ctms_requests_duration_seconds`: at most `R × 10 × 9 families`
 //!   histograms of `B + 3` lines each;
-//! - `ctms_api_requests_total`: at most `R × 10 × 9 × (C + 1)`.
+//! - `ctms_api_requests_total`: at most `R × 10 × 9 × (C + 1)`;
+//! - `ctms_requests_unmatched_total`: one.
 //!
 //! In practice only the codes a service answers appear. The bound holds
 //! because:
 //!
-//! - raw paths are never recorded; unmatched ones are dropped or share one
-//!   value;
+//! - raw paths are never recorded; unmatched ones are counted apart, or
+//!   share one value;
 //! - methods outside the standard nine are recorded as `OTHER`;
 //! - status codes are 100–999 by construction of [`http::StatusCode`];
 //! - client ids are capped at [`DEFAULT_MAX_CLIENT_IDS`] distinct ids and
-//!   [`DEFAULT_MAX_CLIENT_ID_LEN`] bytes by default; past either cap an id
-//!   is recorded as `__other__` (never truncated, so a long id cannot pass
-//!   for another client).
+//!   [`DEFAULT_MAX_CLIENT_ID_LEN`] bytes by default (at most
+//!   [`MAX_CLIENT_IDS_LIMIT`] and [`MAX_CLIENT_ID_LEN_LIMIT`]); past either
+//!   cap an id is recorded as `__other__` (never truncated, so a long id
+//!   cannot pass for another client).
 //!
-//! Label values are escaped by the text encoder, so quotes, backslashes and
-//! newlines in a client id cannot break the exposition.
+//! No two series of an exposition share a label set: an id that is
+//! literally `__other__` shares the overflow series, and a value for
+//! unmatched paths that is also a template is refused at build. Label
+//! values are escaped by the text encoder, so quotes and backslashes in a
+//! client id cannot break the exposition.
 //!
-//! Building never panics: every mistake is a [`BuildError`]. Once built,
-//! the layer never fails or panics a request: the response and error types
-//! pass through unchanged.
+//! ## Memory
+//!
+//! Memory follows the traffic, not the configuration: nothing proportional
+//! to a cap, or to routes × shards, is allocated before a request needs it.
+//! With `S` shards:
+//!
+//! | what | bytes |
+//! |---|---|
+//! | each registered route, idle | matchit's tree for the template, plus at most 128 of the layer's own |
+//! | each route that has served a request | about 1,500 |
+//! | each (route, method, status family) group that has served a request | `16 × S` |
+//! | each shard that has recorded in a group | about 900, plus `8 × (B + 1)` |
+//! | each client id | about twice its length, plus 64 |
+//! | each client counted in a group and shard | 8 (allocated in doubling segments) |
+//!
+//! So an idle layer costs about one matchit entry per route, whatever `S`,
+//! and a scrape of it walks one pointer per route. A scrape holds one
+//! rendered copy of the exposition however many scrapers ask at once (see
+//! [`MetricsExporter`]).
+//!
+//! Building never panics: every mistake is a [`BuildError`], including
+//! caps and templates past what can be honoured. Once built, the layer
+//! never fails or panics a request: the response and error types pass
+//! through unchanged, and a panic in a client id reader is recorded as 500
+//! like a panic in the inner service.
 //!
 //! # Performance
 //!
@@ -168,6 +215,8 @@
 //! request, the layer does one matchit lookup, a method index, two clock
 //! reads and three or four uncontended atomic adds on cells found by index:
 //! no hashing of label values, no allocation once a series exists, no lock.
+//! (A client id read from the request that has no slot yet is copied until
+//! it is recorded: once per new id.)
 //! Each thread writes its own shard of cells, so cores do not contend; a
 //! scrape sums the shards and is exact at the moment it runs. Paths that
 //! are not recorded cost only a bit test on their first byte (or, when
@@ -188,8 +237,8 @@
 //!   the scraper accepts it, which cuts a scrape's bytes about 10 to 30
 //!   times. Adds `flate2` with its pure-Rust backend.
 //! - `quanta` (default): requests are timed with `quanta`'s TSC-based clock,
-//!   about three times cheaper to read than `std::time::Instant` on x86-64
-//!   with an invariant TSC, and the OS clock elsewhere. Without the feature,
+//!   cheaper to read than `std::time::Instant` on x86-64 with an invariant
+//!   TSC, and the OS clock elsewhere. Without the feature,
 //!   `std::time::Instant`.
 //!
 //! # Minimum supported Rust version

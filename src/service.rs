@@ -497,6 +497,7 @@ mod tests {
 
     /// Answers with the response client id given in the `x-auth` header, if
     /// any.
+    #[allow(clippy::needless_pass_by_value)] // the signature of a service_fn
     fn respond_with_auth(
         request: Request<()>,
     ) -> std::future::Ready<Result<Response<()>, Infallible>> {

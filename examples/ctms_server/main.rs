@@ -20,6 +20,9 @@
 //!   public listener's in-flight requests.
 //! * `CTMS_MAX_IN_FLIGHT`: requests the public listener serves at once (default
 //!   512); more wait for a slot.
+//! * `CTMS_HEADER_READ_TIMEOUT`: seconds a client has to send a request's head,
+//!   from its first byte (default 10); a slower client is disconnected, so that
+//!   slow clients cannot hold connections open forever.
 //! * `CTMS_USE_MOZLOG`: `true` (default) logs one MozLog JSON line per request on
 //!   stdout; `false` logs plain lines.
 //! * `CTMS_LOG_REQUESTS` and `CTMS_RECORD_METRICS`: `false` turns off the request
@@ -36,9 +39,11 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 mod log;
+mod serve;
 
 use std::process::ExitCode;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -46,7 +51,6 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::IntoMakeService;
 use axum::routing::{get, get_service};
 use axum::{Json, Router};
 use base64::Engine as _;
@@ -66,6 +70,7 @@ use uuid::Uuid;
 const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 const DEFAULT_CLIENTS: &str = "test_client:test_secret";
 const DEFAULT_MAX_IN_FLIGHT: &str = "512";
+const DEFAULT_HEADER_READ_TIMEOUT: &str = "10";
 const DOCS_PAGE: &str = "<!doctype html>\n<html><head><title>CTMS</title></head><body>\
 <h1>CTMS example</h1><p>Contact API: <code>/ctms</code>, <code>/ctms/{email_id}</code> \
 (HTTP Basic). Metrics: <a href=\"./metrics\">/metrics</a>.</p></body></html>\n";
@@ -266,12 +271,11 @@ impl Config {
     /// Wraps the whole router in the metrics layer: one tower service, which
     /// is cheaper than `Router::layer` (that boxes and clones each route's
     /// service on every request) and sees every answer, 404s and 405s included.
-    fn with_metrics(&self, router: Router) -> IntoMakeService<Instrumented> {
-        let service = match &self.layer {
+    fn with_metrics(&self, router: Router) -> Instrumented {
+        match &self.layer {
             Some(layer) => Either::Left(layer.layer(router)),
             None => Either::Right(router),
-        };
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(service)
+        }
     }
 
     fn with_log(&self, router: Router) -> Router {
@@ -501,6 +505,17 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+/// A positive duration in seconds (`0.5`, `10`).
+fn env_seconds(name: &str, default: &str) -> Result<Duration, String> {
+    let value = env_or_default(name, default)?;
+    match value.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= 86_400.0 => Ok(Duration::from_secs_f64(seconds)),
+        _ => Err(format!(
+            "{name} must be a number of seconds between 0 and 86400, not {value:?}"
+        )),
+    }
+}
+
 fn env_flag(name: &str, default: bool) -> Result<bool, String> {
     match env_or_default(name, if default { "true" } else { "false" })?
         .to_ascii_lowercase()
@@ -541,6 +556,7 @@ async fn run() -> Result<(), String> {
             ))
         }
     };
+    let header_read_timeout = env_seconds("CTMS_HEADER_READ_TIMEOUT", DEFAULT_HEADER_READ_TIMEOUT)?;
     let logger = log::Logger::new(env_flag("CTMS_USE_MOZLOG", true)?);
     let registry = Registry::new();
     let layer = metrics_layer(&registry, &clients)
@@ -587,27 +603,30 @@ async fn run() -> Result<(), String> {
             let _ = stop_tx.send(true);
         }
     });
-    let public = axum::serve(listener, config.with_metrics(app(state, &config)))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let public = serve::serve(
+        listener,
+        config.with_metrics(app(state, &config)),
+        header_read_timeout,
+        stopped(stop_rx.clone()),
+    );
     let public = async {
-        let result = public.await.map_err(|err| format!("server error: {err}"));
+        public.await;
         let _ = stop_tx.send(true);
-        result
+        Ok::<(), String>(())
     };
     match private {
         None => public.await,
         Some((metrics_listener, _)) => {
-            let private = axum::serve(
+            let private = serve::serve(
                 metrics_listener,
                 config.with_metrics(metrics_app(registry, &config)),
-            )
-            .with_graceful_shutdown(stopped(stop_rx));
+                header_read_timeout,
+                stopped(stop_rx),
+            );
             let private = async {
-                let result = private
-                    .await
-                    .map_err(|err| format!("metrics server error: {err}"));
+                private.await;
                 let _ = stop_tx.send(true);
-                result
+                Ok::<(), String>(())
             };
             let (public, private) = tokio::join!(public, private);
             public.and(private)

@@ -121,6 +121,7 @@ impl MetricsExporter {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Wanted {
     head: bool,
+    #[cfg_attr(not(feature = "gzip"), allow(dead_code))]
     gzip: bool,
 }
 
@@ -492,7 +493,8 @@ mod tests {
         assert!(!exporter.share.holds_a_render());
 
         // The next scrape renders afresh.
-        let mut next = Service::call(&mut exporter.clone(), request(Method::GET));
+        let mut exporter = exporter;
+        let mut next = Service::call(&mut exporter, request(Method::GET));
         assert!(poll_once(&mut next).is_ready());
         assert_eq!(gate.collects.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
@@ -519,7 +521,7 @@ mod tests {
         }
         let (entered_tx, entered_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel();
-        let exporter = exporter();
+        let mut exporter = exporter();
         let desc =
             prometheus::core::Desc::new("p".into(), "p".into(), Vec::new(), Default::default())
                 .unwrap();
@@ -536,7 +538,7 @@ mod tests {
             let _ = poll_once(&mut future);
         });
         entered_rx.recv().unwrap();
-        let mut waiting = Service::call(&mut exporter.clone(), request(Method::GET));
+        let mut waiting = Service::call(&mut exporter, request(Method::GET));
         assert!(poll_once(&mut waiting).is_pending());
         release_tx.send(()).unwrap();
         assert!(first.join().is_err(), "the first render panicked");

@@ -332,3 +332,71 @@ async fn scrapes_on_the_private_listener_do_not_queue_behind_slow_requests() {
         Some(SLOTS as f64)
     );
 }
+
+/// Sends `head` one byte at a time, every `gap`, until the server closes the
+/// connection or `head` runs out; returns how long the server kept it open.
+async fn drip(addr: SocketAddr, head: &[u8], gap: Duration) -> Duration {
+    let start = std::time::Instant::now();
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    let (mut reader, mut writer) = stream.split();
+    let mut closed = Box::pin(async move {
+        let mut buffer = [0_u8; 1024];
+        // Whatever the server sends (a 408, say) until it closes.
+        while let Ok(1..) = reader.read(&mut buffer).await {}
+    });
+    let mut ticks = tokio::time::interval(gap);
+    for &byte in head {
+        tokio::select! {
+            () = &mut closed => return start.elapsed(),
+            _ = ticks.tick() => {
+                if writer.write_all(&[byte]).await.is_err() {
+                    return start.elapsed();
+                }
+            }
+        }
+    }
+    panic!(
+        "the server read {} header bytes over {:?} and kept the connection",
+        head.len(),
+        start.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_its_headers_slowly_is_disconnected() {
+    let server = Server::start_with(&[
+        ("CTMS_ADDR", "127.0.0.1:0"),
+        ("CTMS_CLIENTS", CLIENTS),
+        ("CTMS_HEADER_READ_TIMEOUT", "0.5"),
+    ])
+    .await;
+    // A head that never ends: 20 s of bytes at one every 50 ms.
+    let head: Vec<u8> = b"GET / HTTP/1.1\r\n"
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(b'a', 400))
+        .collect();
+    let open = drip(server.addr, &head, Duration::from_millis(50)).await;
+    assert!(
+        open >= Duration::from_millis(400) && open < Duration::from_secs(5),
+        "the connection stayed open {open:?} with a 0.5 s header timeout"
+    );
+    // A prompt client is served as usual.
+    assert_eq!(get(server.addr, "/__lbheartbeat__").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_header_timeout_must_be_a_positive_number_of_seconds() {
+    for value in ["0", "-1", "soon", ""] {
+        let mut process = Process::spawn(&[
+            ("CTMS_ADDR", "127.0.0.1:0"),
+            ("CTMS_HEADER_READ_TIMEOUT", value),
+        ]);
+        assert!(!process.wait_for_exit().await.success(), "{value:?}");
+        let stderr = process.stderr();
+        assert!(
+            stderr.contains("CTMS_HEADER_READ_TIMEOUT must be a number of seconds"),
+            "{value:?}: {stderr}"
+        );
+    }
+}

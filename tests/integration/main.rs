@@ -6,4 +6,5 @@ mod example;
 mod example_ops;
 mod http_loopback;
 mod prometheus;
+mod properties;
 mod support;

@@ -324,6 +324,8 @@ struct Sent {
     /// `(method, path_template, status_code)` of series that grew, per
     /// instance.
     grown: BTreeMap<SocketAddr, BTreeSet<Vec<String>>>,
+    /// Requests whose path matched no template, over every instance.
+    unmatched: f64,
 }
 
 impl Sent {
@@ -348,7 +350,10 @@ impl Sent {
             "{method} {path}: {}",
             response.body
         );
-        let Some(template) = template else { return };
+        let Some(template) = template else {
+            self.unmatched += 1.0;
+            return;
+        };
         let status = expected_status.to_string();
         *self
             .by_template_status
@@ -635,6 +640,11 @@ async fn prometheus_sums_three_instances_exactly_and_survives_a_restart() {
     prometheus
         .wait_for_exact(&histogram_count, &["path_template"], &per_template_only)
         .await;
+    let unmatched = BTreeMap::from([(Vec::new(), sent.unmatched)]);
+    assert!(sent.unmatched > 0.0);
+    prometheus
+        .wait_for_exact("sum(ctms_requests_unmatched_total)", &[], &unmatched)
+        .await;
 
     // The recording rules aggregate across the instances.
     let mut families = BTreeSet::new();
@@ -720,13 +730,19 @@ async fn prometheus_sums_three_instances_exactly_and_survives_a_restart() {
     // Every dashboard expression is valid PromQL and reads only metrics and
     // rules that exist.
     let rules = prometheus.api("/api/v1/rules").await;
-    let mut known: BTreeSet<String> = BTreeSet::from(["up".to_owned()]);
-    for metric in ["ctms_requests_total", "ctms_api_requests_total"] {
-        known.insert(metric.to_owned());
+    // The metric names Prometheus has ingested.
+    let names = prometheus.api("/api/v1/label/__name__/values").await;
+    let mut known: BTreeSet<String> = names
+        .as_array()
+        .expect("metric names")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    for name in ["up", "ctms_requests_total", "ctms_requests_unmatched_total"] {
+        assert!(known.contains(name), "{name} not ingested: {known:?}");
     }
-    for suffix in ["bucket", "sum", "count"] {
-        known.insert(format!("ctms_requests_duration_seconds_{suffix}"));
-    }
+    known.retain(|name| name == "up" || name.starts_with("ctms_"));
     for group in rules["groups"].as_array().expect("rule groups") {
         for rule in group["rules"].as_array().expect("rules") {
             assert_eq!(rule["health"], "ok", "rule is unhealthy: {rule}");
