@@ -386,6 +386,8 @@ fn insert_error(template: &str, error: InsertError) -> BuildError {
 
 #[cfg(test)]
 mod tests {
+    use http::Method;
+
     use super::*;
 
     const TEMPLATES: &[&str] = &[
@@ -649,6 +651,13 @@ mod tests {
             ));
             assert!(error.to_string().len() < 400);
         }
+    }
+
+    #[test]
+    fn a_route_keeps_its_template_as_given() {
+        let route = Route::new("/ctms/{email_id}").methods([Method::GET]).api();
+        assert_eq!(route.template(), "/ctms/{email_id}");
+        assert_eq!(Route::new("").template(), "");
     }
 
     #[test]

@@ -1,0 +1,10 @@
+//! End to end: the example server over real HTTP, and a real Prometheus
+//! server scraping it (Debian's `prometheus` package, which `.ci/test`
+//! installs; `PROMETHEUS` and `PROMTOOL` can point at other binaries).
+
+mod ctms_server;
+mod example;
+mod example_ops;
+mod prometheus;
+#[path = "../support/mod.rs"]
+mod support;
