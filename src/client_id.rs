@@ -12,7 +12,7 @@ use std::{
     },
 };
 
-use crate::segmented::Segmented;
+use crate::{schema::OTHER_CLIENT_ID, segmented::Segmented};
 
 /// The id of the API client that made a request, recorded as the
 /// `client_id` label of `api_requests_total`.
@@ -58,9 +58,6 @@ impl fmt::Display for ClientId {
     }
 }
 
-/// The `client_id` label value that ids past the caps are recorded under.
-pub(crate) const OTHER_CLIENT_ID: &str = "__other__";
-
 /// The largest [`max_client_ids`](crate::Builder::max_client_ids) allowed.
 pub const MAX_CLIENT_IDS_LIMIT: usize = 10_000;
 
@@ -70,7 +67,16 @@ pub const MAX_CLIENT_ID_LEN_LIMIT: usize = 1024;
 
 /// Dense index of a client id; [`ClientTable::overflow`] for ids past the
 /// caps.
-pub(crate) type ClientSlot = usize;
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ClientSlot(usize);
+
+impl ClientSlot {
+    /// Its dense index, below [`ClientTable::slots`].
+    #[inline]
+    pub(crate) fn index(self) -> usize {
+        self.0
+    }
+}
 
 /// Entries probed in one level before moving on to the next.
 const WINDOW: usize = 8;
@@ -143,7 +149,7 @@ impl ClientTable {
 
     /// The slot of ids past the caps.
     pub(crate) fn overflow(&self) -> ClientSlot {
-        self.max_ids
+        ClientSlot(self.max_ids)
     }
 
     /// Whether `id` may have a slot of its own: not empty, within the
@@ -158,10 +164,20 @@ impl ClientTable {
 
     /// The `client_id` label value of a slot, if the slot is in use.
     pub(crate) fn name(&self, slot: ClientSlot) -> Option<&str> {
-        if slot == self.max_ids {
+        if slot == self.overflow() {
             return Some(OTHER_CLIENT_ID);
         }
-        self.names.get(slot)?.get().map(|name| &**name)
+        self.names.get(slot.index())?.get().map(|name| &**name)
+    }
+
+    /// The slot whose dense index is `index`, if there is one.
+    pub(crate) fn slot_at(&self, index: usize) -> Option<ClientSlot> {
+        (index <= self.max_ids).then_some(ClientSlot(index))
+    }
+
+    /// The slots claimed so far, in slot order, then the overflow slot.
+    pub(crate) fn slots_in_use(&self) -> impl Iterator<Item = ClientSlot> {
+        (0..self.claimed()).map(ClientSlot).chain([self.overflow()])
     }
 
     /// The slot `id` already has, without claiming one: `Some(overflow)`
@@ -223,13 +239,13 @@ impl ClientTable {
     }
 
     fn claim(&self, id: &str) -> Entry {
-        let slot = self.next.fetch_add(1, Ordering::AcqRel);
+        let index = self.next.fetch_add(1, Ordering::AcqRel);
         // Threads racing past the cap check may overshoot it; such an id
         // keeps the overflow slot for good, so it is recorded consistently.
-        let slot = match self.names.get_or_alloc(slot) {
+        let slot = match self.names.get_or_alloc(index) {
             Some(name) => {
                 let _ = name.set(id.into());
-                slot
+                ClientSlot(index)
             }
             None => self.overflow(),
         };
@@ -327,7 +343,7 @@ mod tests {
         }
         assert_eq!(table.claimed(), 0, "none of them took a slot");
         // Printable Unicode is kept.
-        assert_eq!(table.slot("caf\u{e9}"), 0);
+        assert_eq!(table.slot("caf\u{e9}").index(), 0);
     }
 
     #[test]
@@ -336,9 +352,13 @@ mod tests {
         assert_eq!(table.find("a"), None);
         assert_eq!(table.find("b"), None);
         assert_eq!(table.claimed(), 0);
-        assert_eq!(table.slot("b"), 0);
-        assert_eq!(table.find("b"), Some(0));
-        assert_eq!(table.slot("c"), 1);
+        assert!(
+            table.levels.iter().all(|level| level.get().is_none()),
+            "a lookup allocates nothing"
+        );
+        assert_eq!(table.slot("b").index(), 0);
+        assert_eq!(table.find("b").map(ClientSlot::index), Some(0));
+        assert_eq!(table.slot("c").index(), 1);
         // Full: a new id can only be the overflow.
         assert_eq!(table.find("a"), Some(table.overflow()));
     }
@@ -365,11 +385,11 @@ mod tests {
     fn the_table_holds_its_whole_cap() {
         let table = ClientTable::new(MAX_CLIENT_IDS_LIMIT, 64);
         for i in 0..MAX_CLIENT_IDS_LIMIT {
-            assert_eq!(table.slot(&format!("client-{i}")), i);
+            assert_eq!(table.slot(&format!("client-{i}")).index(), i);
         }
         assert_eq!(table.slot("one-more"), table.overflow());
         for i in (0..MAX_CLIENT_IDS_LIMIT).step_by(97) {
-            assert_eq!(table.find(&format!("client-{i}")), Some(i));
+            assert_eq!(table.find(&format!("client-{i}")), Some(ClientSlot(i)));
         }
     }
 
@@ -391,19 +411,19 @@ mod tests {
         let slots: Vec<_> = (0..10)
             .map(|i| table.slot(&format!("client-{i}")))
             .collect();
-        assert_eq!(slots[..3], [0, 1, 2]);
+        assert_eq!(slots[..3], [0, 1, 2].map(ClientSlot));
         assert_eq!(table.claimed(), 3);
         assert!(slots[3..].iter().all(|&s| s == table.overflow()));
         assert_eq!(table.name(table.overflow()), Some(OTHER_CLIENT_ID));
         // The first three keep their slots.
-        assert_eq!(table.slot("client-1"), 1);
+        assert_eq!(table.slot("client-1").index(), 1);
     }
 
     #[test]
     fn ids_past_the_length_cap_share_the_overflow_slot() {
         let table = ClientTable::new(3, 5);
         assert_eq!(table.slot("abcdef"), table.overflow());
-        assert_eq!(table.slot("abcde"), 0);
+        assert_eq!(table.slot("abcde").index(), 0);
     }
 
     #[test]
@@ -411,6 +431,18 @@ mod tests {
         let table = ClientTable::new(0, 5);
         assert_eq!(table.slot("a"), table.overflow());
         assert_eq!(table.slots(), 1);
+    }
+
+    #[test]
+    fn a_table_shows_its_counts_in_debug_output() {
+        let table = ClientTable::new(3, 8);
+        table.slot("a");
+        table.slot("b");
+        let shown = format!("{table:?}");
+        assert!(
+            shown.contains("ids: 2") && shown.contains("max_ids: 3"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -444,7 +476,7 @@ mod tests {
                 })
             })
             .collect();
-        let results: Vec<Vec<(usize, usize)>> =
+        let results: Vec<Vec<(usize, ClientSlot)>> =
             handles.into_iter().map(|h| h.join().unwrap()).collect();
         for i in 0..100 {
             let slots: HashSet<_> = results.iter().map(|r| r[i].1).collect();

@@ -446,6 +446,25 @@ mod tests {
     }
 
     #[test]
+    fn a_long_bucket_list_is_shown_cut_short() {
+        let message = |count: usize| {
+            BuildError::InvalidBuckets {
+                buckets: (1..=count).map(|i| i as f64).collect(),
+                reason: "too many bounds",
+            }
+            .to_string()
+        };
+        assert!(message(16).contains("16.0]:"), "{}", message(16));
+        assert!(!message(16).contains('…'));
+        let long = message(17);
+        assert!(
+            long.contains("16.0] …:") && !long.contains("17.0"),
+            "{long}"
+        );
+        assert!(message(3).contains("[1.0, 2.0, 3.0]: too many bounds"));
+    }
+
+    #[test]
     fn sources_are_kept() {
         let error = BuildError::AlreadyRegistered {
             metric: "x".into(),
@@ -456,5 +475,8 @@ mod tests {
             namespace: String::new(),
         };
         assert!(error.source().is_none());
+        let error = crate::routes::Routes::new(["/a/{x"], None).unwrap_err();
+        assert!(matches!(error, BuildError::InvalidTemplate { .. }));
+        assert!(error.source().is_some());
     }
 }

@@ -7,11 +7,12 @@ use prometheus::Registry;
 use tower_layer::Layer;
 
 use crate::{
-    client_id::{ClientTable, MAX_CLIENT_IDS_LIMIT, MAX_CLIENT_ID_LEN_LIMIT, OTHER_CLIENT_ID},
+    client_id::{ClientTable, MAX_CLIENT_IDS_LIMIT, MAX_CLIENT_ID_LEN_LIMIT},
     labels::Status,
     recorder::{seconds_to_ns, Recorder, RecorderConfig, RoutePreinit},
     routes::{Route, Routes},
-    service::{ClientIdFromRequest, Shared},
+    schema::OTHER_CLIENT_ID,
+    service::{ClientIdFromRequest, LayerState},
     BuildError, RequestMetrics,
 };
 
@@ -41,15 +42,15 @@ pub const MAX_SHARDS: usize = 1024;
 ///
 /// Build it once with [`RequestMetricsLayer::builder`] and clone it freely:
 /// clones share the same metrics. See the [crate docs](crate) for an example.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RequestMetricsLayer {
-    shared: Arc<Shared>,
+    state: Arc<LayerState>,
 }
 
 impl RequestMetricsLayer {
     #[cfg(test)]
     pub(crate) fn recorder(&self) -> &Arc<crate::recorder::Recorder> {
-        &self.shared.recorder
+        &self.state.recorder
     }
 
     /// A builder with the CTMS defaults: namespace `ctms`, the default
@@ -63,15 +64,7 @@ impl<S> Layer<S> for RequestMetricsLayer {
     type Service = RequestMetrics<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequestMetrics::new(inner, self.shared.clone())
-    }
-}
-
-impl fmt::Debug for RequestMetricsLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestMetricsLayer")
-            .field("shared", &self.shared)
-            .finish()
+        RequestMetrics::new(inner, self.state.clone())
     }
 }
 
@@ -225,8 +218,9 @@ impl Builder {
     /// this returns becomes a label value (within the caps).
     ///
     /// Look the header up by a [`HeaderName`](http::HeaderName) constant
-    /// rather than a `&str`: a `&str` name is parsed again on every request
-    /// (about 40 ns on a 2-vCPU AMD EPYC, a third of what recording costs).
+    /// rather than a `&str`: a `&str` name is parsed again on every request,
+    /// which costs a sizeable share of what recording does (BENCHMARKS.md
+    /// has the figure).
     ///
     /// ```
     /// use http::HeaderName;
@@ -304,7 +298,7 @@ impl Builder {
         recorder.register(registry)?;
         crate::clock::warm_up();
         Ok(RequestMetricsLayer {
-            shared: Arc::new(Shared {
+            state: Arc::new(LayerState {
                 recorder,
                 client_id_from_request: self.client_id_from_request,
             }),
@@ -386,7 +380,7 @@ impl Builder {
     /// The series each route lists, by route id.
     fn preinit(&self, routes: &Routes) -> Result<Vec<Option<Box<RoutePreinit>>>, BuildError> {
         let mut preinit = vec![None; routes.len()];
-        for (id, route) in self.routes.iter().enumerate() {
+        for (id, route) in routes.ids().zip(&self.routes) {
             let statuses = route
                 .statuses
                 .iter()
@@ -399,7 +393,7 @@ impl Builder {
                 .collect::<Result<Vec<_>, _>>()?;
             let listed = RoutePreinit::new(&route.methods, &statuses, route.api);
             if !listed.is_empty() {
-                preinit[id] = Some(Box::new(listed));
+                preinit[id.index()] = Some(Box::new(listed));
             }
         }
         Ok(preinit)

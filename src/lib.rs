@@ -234,8 +234,9 @@
 //! # Feature flags
 //!
 //! - `gzip` (default): [`MetricsExporter`] gzip-encodes the exposition when
-//!   the scraper accepts it, which cuts a scrape's bytes about 10 to 30
-//!   times. Adds `flate2` with its pure-Rust backend.
+//!   the scraper accepts it, which cuts a scrape's bytes several times over
+//!   (BENCHMARKS.md has the figures). Adds `flate2` with its pure-Rust
+//!   backend.
 //! - `quanta` (default): requests are timed with `quanta`'s TSC-based clock,
 //!   cheaper to read than `std::time::Instant` on x86-64 with an invariant
 //!   TSC, and the OS clock elsewhere. Without the feature,
@@ -247,6 +248,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+mod bits;
 mod client_id;
 mod clock;
 mod error;

@@ -3,7 +3,7 @@
 use http::Method;
 use matchit::{InsertError, MatchError, Router};
 
-use crate::BuildError;
+use crate::{bits::BitSet, BuildError};
 
 /// A route template the layer records requests under, with the series to
 /// create for it before the first request.
@@ -75,8 +75,21 @@ impl Route {
     }
 }
 
-/// Dense index of a route: an index into [`Routes::templates`].
-pub(crate) type RouteId = usize;
+/// Dense index of a route, made only by [`Routes`]: templates in the order
+/// they were registered, then the value unmatched paths are recorded as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct RouteId(usize);
+
+impl RouteId {
+    /// Its dense index, below [`Routes::len`].
+    #[inline]
+    pub(crate) fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// The bytes a path may have after its leading `/`.
+type ByteSet = BitSet<4>;
 
 /// The route table: matchit stores a dense id, a side table the template.
 #[derive(Debug)]
@@ -86,9 +99,9 @@ pub(crate) struct Routes {
     /// The id unmatched paths are recorded under, if they are recorded.
     unmatched: Option<RouteId>,
     /// The bytes a path can have right after its leading `/` and still
-    /// match a template, as a 256-bit set; `None` when a template starts
-    /// with a parameter, so that any byte can.
-    first_bytes: Option<[u64; 4]>,
+    /// match a template; `None` when a template starts with a parameter, so
+    /// that any byte can.
+    first_bytes: Option<ByteSet>,
 }
 
 impl Routes {
@@ -100,7 +113,7 @@ impl Routes {
     ) -> Result<Self, BuildError> {
         let mut router = Router::new();
         let mut names: Vec<Box<str>> = Vec::new();
-        let mut first_bytes = Some([0_u64; 4]);
+        let mut first_bytes = Some(ByteSet::default());
         for template in templates {
             check_syntax(template)?;
             match template.as_bytes().get(1) {
@@ -110,11 +123,11 @@ impl Routes {
                 Some(b'{') => first_bytes = None,
                 Some(&byte) => {
                     if let Some(set) = &mut first_bytes {
-                        set[usize::from(byte >> 6)] |= 1 << (byte & 63);
+                        set.insert(usize::from(byte));
                     }
                 }
             }
-            let id = names.len();
+            let id = RouteId(names.len());
             router
                 .insert(template, id)
                 .map_err(|error| insert_error(template, error))?;
@@ -124,7 +137,7 @@ impl Routes {
             Some(value) => {
                 check_unmatched_value(value, &names)?;
                 names.push(value.into());
-                Some(names.len() - 1)
+                Some(RouteId(names.len() - 1))
             }
             None => None,
         };
@@ -142,7 +155,7 @@ impl Routes {
     #[inline]
     fn may_match(&self, path: &str) -> bool {
         match (&self.first_bytes, path.as_bytes().get(1)) {
-            (Some(set), Some(&byte)) => set[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0,
+            (Some(set), Some(&byte)) => set.contains(usize::from(byte)),
             _ => true,
         }
     }
@@ -176,7 +189,13 @@ impl Routes {
 
     /// The `path_template` label value of a route.
     pub(crate) fn template(&self, id: RouteId) -> &str {
-        self.templates.get(id).map_or("", |t| t)
+        &self.templates[id.index()]
+    }
+
+    /// Every route id: the templates in the order they were registered, then
+    /// the unmatched value's.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = RouteId> {
+        (0..self.templates.len()).map(RouteId)
     }
 
     /// Number of route ids, the unmatched one included.

@@ -1,7 +1,47 @@
-//! The CTMS naming: metric names, label names and help strings of the
-//! families the layer records. The label values live in `labels.rs`.
+//! The CTMS naming, whole: metric names, label names, help strings and the
+//! label values of each index kind of `labels.rs`. A second naming profile
+//! is a second set of these tables.
 
 use prometheus::proto::MetricType;
+
+use crate::labels::{MethodLabel, Status, StatusFamily};
+
+/// `method` values, by [`MethodLabel`] index.
+const METHOD_VALUES: [&str; MethodLabel::COUNT] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "OTHER",
+];
+
+/// `status_code_family` values, by [`StatusFamily`] index.
+const FAMILY_VALUES: [&str; StatusFamily::COUNT] = [
+    "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx",
+];
+
+/// The `client_id` value of ids past the caps, or that cannot be label
+/// values.
+pub(crate) const OTHER_CLIENT_ID: &str = "__other__";
+
+/// The `method` value of a method label.
+pub(crate) fn method_value(method: MethodLabel) -> &'static str {
+    METHOD_VALUES[method.index()]
+}
+
+/// The `status_code_family` value of a family.
+pub(crate) fn family_value(family: StatusFamily) -> &'static str {
+    FAMILY_VALUES[family.index()]
+}
+
+/// The `status_code` value of a status.
+pub(crate) fn status_code_value(status: Status) -> String {
+    status.code().to_string()
+}
+
+/// The method labels in the order of their values, the order a scrape lists
+/// series in.
+pub(crate) fn methods_in_value_order() -> [MethodLabel; MethodLabel::COUNT] {
+    let mut order = MethodLabel::ALL;
+    order.sort_unstable_by_key(|&method| method_value(method));
+    order
+}
 
 /// Label names, fixed by the CTMS format.
 pub(crate) const METHOD: &str = "method";
@@ -92,5 +132,43 @@ impl Family {
                 .map(|family| vec![family.to_owned()])
                 .unwrap_or_default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+
+    use super::*;
+
+    #[test]
+    fn every_status_code_has_its_code_and_family_as_values() {
+        for code in 100..=999u16 {
+            let status = Status::new(code).unwrap();
+            assert_eq!(status_code_value(status), code.to_string());
+            assert_eq!(family_value(status.family()), format!("{}xx", code / 100));
+        }
+    }
+
+    #[test]
+    fn methods_are_recorded_as_their_names_or_other() {
+        for (method, value) in [
+            (Method::GET, "GET"),
+            (Method::HEAD, "HEAD"),
+            (Method::POST, "POST"),
+            (Method::PUT, "PUT"),
+            (Method::DELETE, "DELETE"),
+            (Method::CONNECT, "CONNECT"),
+            (Method::OPTIONS, "OPTIONS"),
+            (Method::TRACE, "TRACE"),
+            (Method::PATCH, "PATCH"),
+            (Method::from_bytes(b"BREW").unwrap(), "OTHER"),
+        ] {
+            assert_eq!(method_value(MethodLabel::of(&method)), value);
+        }
+        let ordered: Vec<&str> = methods_in_value_order().map(method_value).to_vec();
+        let mut sorted = ordered.clone();
+        sorted.sort_unstable();
+        assert_eq!(ordered, sorted);
     }
 }

@@ -16,15 +16,16 @@ use crate::{future::Guard, recorder::Recorder, ResponseFuture};
 pub(crate) type ClientIdFromRequest =
     Box<dyn for<'a> Fn(&'a HeaderMap) -> Option<&'a str> + Send + Sync>;
 
-/// What every clone of the service shares.
-pub(crate) struct Shared {
+/// What a layer hands to every service it wraps: the recorder and the
+/// user's client id reader.
+pub(crate) struct LayerState {
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) client_id_from_request: Option<ClientIdFromRequest>,
 }
 
-impl fmt::Debug for Shared {
+impl fmt::Debug for LayerState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
+        f.debug_struct("LayerState")
             .field("recorder", &self.recorder)
             .field(
                 "client_id_from_request",
@@ -39,15 +40,15 @@ impl fmt::Debug for Shared {
 ///
 /// Built by [`RequestMetricsLayer`](crate::RequestMetricsLayer); see the
 /// [crate docs](crate) for an example.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RequestMetrics<S> {
     inner: S,
-    shared: Arc<Shared>,
+    state: Arc<LayerState>,
 }
 
 impl<S> RequestMetrics<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+    pub(crate) fn new(inner: S, state: Arc<LayerState>) -> Self {
+        Self { inner, state }
     }
 
     /// The wrapped service.
@@ -66,15 +67,6 @@ impl<S> RequestMetrics<S> {
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for RequestMetrics<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestMetrics")
-            .field("inner", &self.inner)
-            .field("shared", &self.shared)
-            .finish()
-    }
-}
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestMetrics<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -89,13 +81,9 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let shared = &*self.shared;
-        let mut guard = Guard::new(
-            shared
-                .recorder
-                .start(request.uri().path(), request.method()),
-        );
-        if let Some(read) = &shared.client_id_from_request {
+        let state = &*self.state;
+        let mut guard = Guard::new(state.recorder.start(request.uri().path(), request.method()));
+        if let Some(read) = &state.client_id_from_request {
             // A panic in the user's reader is recorded as 500, like one in
             // the inner service.
             guard.run_user_code(|pending| {
@@ -124,7 +112,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        test_helpers::{count_series, render, sample},
+        test_helpers::{count_series, noop_waker, render, sample},
         ClientId, RequestMetricsLayer, Route,
     };
 
@@ -238,7 +226,7 @@ mod tests {
         }));
         let mut future = Box::pin(service.call(request(Method::GET, "/items/1")));
         let polled = catch_unwind(AssertUnwindSafe(|| {
-            let waker = std::task::Waker::from(Arc::new(NoWake));
+            let waker = noop_waker();
             let _ = future
                 .as_mut()
                 .poll(&mut std::task::Context::from_waker(&waker));
@@ -252,12 +240,6 @@ mod tests {
         let text = render(&registry);
         assert_eq!(sample(&text, &total("GET", "/items/{id}", 500)), Some(1.0));
         assert_eq!(count_series(&text, "ctms_requests_total"), 1);
-    }
-
-    struct NoWake;
-
-    impl std::task::Wake for NoWake {
-        fn wake(self: Arc<Self>) {}
     }
 
     #[tokio::test]
@@ -679,7 +661,7 @@ mod tests {
     async fn readiness_is_the_inner_services() {
         let registry = Registry::new();
         let mut service = layer(&registry).layer(SlowToBeReady { pending_polls: 2 });
-        let waker = std::task::Waker::from(Arc::new(NoWake));
+        let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(service.poll_ready(&mut cx).is_pending());
         assert!(service.poll_ready(&mut cx).is_pending());

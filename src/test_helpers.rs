@@ -1,6 +1,23 @@
-//! Helpers for the unit tests: a registry rendered to text and read back.
+//! Helpers for the unit tests: a registry rendered to text and read back,
+//! and a waker for polling by hand.
+
+use std::{
+    sync::Arc,
+    task::{Wake, Waker},
+};
 
 use prometheus::{Encoder, Registry, TextEncoder};
+
+struct NoWake;
+
+impl Wake for NoWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// A waker that does nothing, for futures polled by hand.
+pub(crate) fn noop_waker() -> Waker {
+    Waker::from(Arc::new(NoWake))
+}
 
 /// The registry in the text format, as a scrape would see it.
 pub(crate) fn render(registry: &Registry) -> String {

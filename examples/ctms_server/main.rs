@@ -36,131 +36,38 @@
 //! series at zero before the first request. Contacts live in memory only and are lost
 //! when the process stops (Ctrl-C or SIGTERM).
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+mod config;
+mod contacts;
 mod log;
 mod serve;
 
 use std::process::ExitCode;
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{Method, StatusCode};
+use axum::middleware;
+use axum::response::{Html, Redirect};
 use axum::routing::{get, get_service};
-use axum::{Json, Router};
-use base64::Engine as _;
+use axum::Router;
 use prometheus::Registry;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::util::Either;
 use tower::Layer as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_prometheus::{
-    BuildError, ClientId, MetricsExporter, RequestMetrics, RequestMetricsLayer, Route,
+    BuildError, MetricsExporter, RequestMetrics, RequestMetricsLayer, Route,
     DEFAULT_MAX_CLIENT_IDS, DEFAULT_MAX_CLIENT_ID_LEN,
 };
-use uuid::Uuid;
 
-const DEFAULT_ADDR: &str = "127.0.0.1:8000";
-const DEFAULT_CLIENTS: &str = "test_client:test_secret";
-const DEFAULT_MAX_IN_FLIGHT: &str = "512";
-const DEFAULT_HEADER_READ_TIMEOUT: &str = "10";
+use crate::config::{bind, Settings};
+use crate::contacts::{
+    api_error, crash, create_contact, get_contact, heartbeat, replace_contact, require_client,
+    search_contacts, update_contact, version, AppState,
+};
+
 const DOCS_PAGE: &str = "<!doctype html>\n<html><head><title>CTMS</title></head><body>\
 <h1>CTMS example</h1><p>Contact API: <code>/ctms</code>, <code>/ctms/{email_id}</code> \
 (HTTP Basic). Metrics: <a href=\"./metrics\">/metrics</a>.</p></body></html>\n";
-
-/// Credentials of the API clients, keyed by client id.
-type Clients = HashMap<String, String>;
-
-#[derive(Clone)]
-struct AppState {
-    clients: Arc<Clients>,
-    contacts: Arc<RwLock<HashMap<Uuid, Contact>>>,
-}
-
-#[derive(Clone)]
-struct Contact {
-    email_id: Uuid,
-    email: EmailFields,
-}
-
-impl Contact {
-    fn to_json(&self) -> Value {
-        let email_id = self.email_id.to_string();
-        let mut email = json!(self.email);
-        email["email_id"] = json!(email_id);
-        json!({ "email_id": email_id, "email": email })
-    }
-}
-
-/// Request body of POST, PUT and PATCH; unknown fields are ignored.
-#[derive(Deserialize)]
-struct ContactBody {
-    email: Option<EmailFields>,
-}
-
-#[derive(Clone, Default, Deserialize, Serialize)]
-struct EmailFields {
-    primary_email: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct SearchParams {
-    primary_email: Option<String>,
-    email_id: Option<String>,
-}
-
-/// An error answered as `{"detail": "..."}`.
-type ApiError = (StatusCode, Json<Value>);
-
-fn api_error(status: StatusCode, detail: impl std::fmt::Display) -> ApiError {
-    (status, Json(json!({ "detail": detail.to_string() })))
-}
-
-fn unprocessable(detail: impl std::fmt::Display) -> ApiError {
-    api_error(StatusCode::UNPROCESSABLE_ENTITY, detail)
-}
-
-fn not_found() -> ApiError {
-    api_error(StatusCode::NOT_FOUND, "Unknown contact")
-}
-
-fn parse_clients(spec: &str) -> Result<Vec<(String, String)>, String> {
-    let mut clients: Vec<(String, String)> = Vec::new();
-    for (index, entry) in spec.split(',').enumerate() {
-        let bad = |why: &str| format!("CTMS_CLIENTS entry #{}: {why}", index + 1);
-        let (id, secret) = entry
-            .split_once(':')
-            .ok_or_else(|| bad("expected client_id:secret"))?;
-        if id.is_empty() {
-            return Err(bad("the client id is empty"));
-        }
-        if secret.is_empty() {
-            return Err(bad("the secret is empty"));
-        }
-        if clients.iter().any(|(known, _)| known == id) {
-            return Err(bad(&format!("client {id:?} is listed twice")));
-        }
-        clients.push((id.to_owned(), secret.to_owned()));
-    }
-    Ok(clients)
-}
-
-fn env_or_default(name: &str, default: &str) -> Result<String, String> {
-    match std::env::var(name) {
-        Ok(value) => Ok(value),
-        Err(std::env::VarError::NotPresent) => Ok(default.to_owned()),
-        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name} is not valid UTF-8")),
-    }
-}
 
 fn metrics_layer(
     registry: &Registry,
@@ -290,196 +197,6 @@ impl Config {
     }
 }
 
-/// Returns the configured client id whose credentials match the `Authorization` header.
-fn authenticate(clients: &Clients, request: &Request) -> Option<String> {
-    let value = request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    let (known_id, expected) = clients.get_key_value(id)?;
-    constant_time_eq(secret.as_bytes(), expected.as_bytes()).then(|| known_id.clone())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn require_client(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(client_id) = authenticate(&state.clients, &request) else {
-        let error = api_error(StatusCode::UNAUTHORIZED, "Invalid or missing credentials");
-        let challenge = [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"))];
-        return (challenge, error).into_response();
-    };
-    let mut response = next.run(request).await;
-    response.extensions_mut().insert(ClientId::new(client_id));
-    response
-}
-
-async fn version() -> Json<Value> {
-    Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "source": env!("CARGO_PKG_REPOSITORY"),
-        "commit": option_env!("GIT_COMMIT").unwrap_or("unknown"),
-    }))
-}
-
-async fn heartbeat(State(state): State<AppState>) -> Json<Value> {
-    let contacts = state.read().len();
-    Json(json!({ "status": "ok", "storage": "memory", "contacts": contacts }))
-}
-
-async fn crash() -> StatusCode {
-    panic!("crash requested through /__crash__");
-}
-
-impl AppState {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Contact>> {
-        self.contacts.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, Contact>> {
-        self.contacts
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-fn parse_email_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| unprocessable("email_id is not a valid UUID"))
-}
-
-fn path_email_id(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
-    path.map_err(|_| unprocessable("email_id is not a valid UUID"))
-        .and_then(|Path(raw)| parse_email_id(&raw))
-}
-
-/// Decodes a JSON object body: a bad body is answered 422 (413 if too large).
-fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<ContactBody, ApiError> {
-    let bytes = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => api_error(rejection.status(), "Body too large"),
-        _ => unprocessable("Unreadable body"),
-    })?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|err| unprocessable(format!("Invalid JSON: {err}")))?;
-    if !value.is_object() {
-        return Err(unprocessable("Expected a JSON object"));
-    }
-    serde_json::from_value(value).map_err(unprocessable)
-}
-
-/// The `email` of a POST or PUT body, which needs a non-empty `primary_email`.
-fn full_email(body: Result<Bytes, BytesRejection>) -> Result<EmailFields, ApiError> {
-    let email = parse_body(body)?.email.unwrap_or_default();
-    match &email.primary_email {
-        Some(primary) if !primary.trim().is_empty() => Ok(email),
-        _ => Err(unprocessable("Missing field: email.primary_email")),
-    }
-}
-
-async fn create_contact(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let contact = Contact {
-        email_id: Uuid::new_v4(),
-        email: full_email(body)?,
-    };
-    let response = contact.to_json();
-    state.write().insert(contact.email_id, contact);
-    Ok((StatusCode::CREATED, Json(response)))
-}
-
-async fn search_contacts(
-    State(state): State<AppState>,
-    query: Result<Query<SearchParams>, QueryRejection>,
-) -> Result<Json<Vec<Value>>, ApiError> {
-    let Query(params) = query.map_err(|err| api_error(StatusCode::BAD_REQUEST, err.body_text()))?;
-    let primary_email = params.primary_email.filter(|email| !email.is_empty());
-    let email_id = params.email_id.filter(|id| !id.is_empty());
-    if primary_email.is_none() && email_id.is_none() {
-        let detail = "No identifiers provided: use primary_email or email_id";
-        return Err(api_error(StatusCode::BAD_REQUEST, detail));
-    }
-    let email_id = email_id.as_deref().map(parse_email_id).transpose()?;
-    let matches = |contact: &&Contact| {
-        email_id.map_or(true, |id| id == contact.email_id)
-            && primary_email.as_deref().map_or(true, |wanted| {
-                let primary = contact.email.primary_email.as_deref().unwrap_or_default();
-                wanted.eq_ignore_ascii_case(primary)
-            })
-    };
-    let found = state
-        .read()
-        .values()
-        .filter(matches)
-        .map(Contact::to_json)
-        .collect();
-    Ok(Json(found))
-}
-
-async fn get_contact(
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let email_id = path_email_id(path)?;
-    let contacts = state.read();
-    let contact = contacts.get(&email_id).ok_or_else(not_found)?;
-    Ok(Json(contact.to_json()))
-}
-
-/// PATCH merges the given fields into the contact.
-async fn update_contact(
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let email_id = path_email_id(path)?;
-    let patch = parse_body(body)?.email.unwrap_or_default();
-    if patch
-        .primary_email
-        .as_deref()
-        .is_some_and(|e| e.trim().is_empty())
-    {
-        return Err(unprocessable("email.primary_email must not be empty"));
-    }
-    let mut contacts = state.write();
-    let contact = contacts.get_mut(&email_id).ok_or_else(not_found)?;
-    for (field, value) in [
-        (&mut contact.email.primary_email, patch.primary_email),
-        (&mut contact.email.first_name, patch.first_name),
-        (&mut contact.email.last_name, patch.last_name),
-    ] {
-        if value.is_some() {
-            *field = value;
-        }
-    }
-    Ok(Json(contact.to_json()))
-}
-
-/// PUT replaces the contact's fields.
-async fn replace_contact(
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let email_id = path_email_id(path)?;
-    let email = full_email(body)?;
-    let mut contacts = state.write();
-    let contact = contacts.get_mut(&email_id).ok_or_else(not_found)?;
-    contact.email = email;
-    Ok(Json(contact.to_json()))
-}
-
 /// Resolves on Ctrl-C or SIGTERM. The handlers are installed right away, so a
 /// signal sent as soon as the address is printed is not missed.
 #[cfg(unix)]
@@ -505,72 +222,25 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// A positive duration in seconds (`0.5`, `10`).
-fn env_seconds(name: &str, default: &str) -> Result<Duration, String> {
-    let value = env_or_default(name, default)?;
-    match value.parse::<f64>() {
-        Ok(seconds) if seconds > 0.0 && seconds <= 86_400.0 => Ok(Duration::from_secs_f64(seconds)),
-        _ => Err(format!(
-            "{name} must be a number of seconds between 0 and 86400, not {value:?}"
-        )),
-    }
-}
-
-fn env_flag(name: &str, default: bool) -> Result<bool, String> {
-    match env_or_default(name, if default { "true" } else { "false" })?
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        other => Err(format!("{name} must be true or false, not {other:?}")),
-    }
-}
-
-async fn bind(name: &str, addr: &str) -> Result<(tokio::net::TcpListener, SocketAddr), String> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|err| format!("cannot listen on {name}={addr:?}: {err}"))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|err| format!("cannot read the address bound for {name}: {err}"))?;
-    Ok((listener, bound))
-}
-
 async fn run() -> Result<(), String> {
-    let addr = env_or_default("CTMS_ADDR", DEFAULT_ADDR)?;
-    let metrics_addr = match std::env::var("CTMS_METRICS_ADDR") {
-        Ok(value) => Some(value),
-        Err(std::env::VarError::NotPresent) => None,
-        Err(std::env::VarError::NotUnicode(_)) => {
-            return Err("CTMS_METRICS_ADDR is not valid UTF-8".to_owned())
-        }
-    };
-    let clients = parse_clients(&env_or_default("CTMS_CLIENTS", DEFAULT_CLIENTS)?)?;
-    let max_in_flight = env_or_default("CTMS_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)?;
-    let max_in_flight = match max_in_flight.parse::<usize>() {
-        Ok(n) if n > 0 => n,
-        _ => {
-            return Err(format!(
-                "CTMS_MAX_IN_FLIGHT must be a positive integer, not {max_in_flight:?}"
-            ))
-        }
-    };
-    let header_read_timeout = env_seconds("CTMS_HEADER_READ_TIMEOUT", DEFAULT_HEADER_READ_TIMEOUT)?;
-    let logger = log::Logger::new(env_flag("CTMS_USE_MOZLOG", true)?);
+    let settings = Settings::from_env()?;
+    let logger = log::Logger::new(settings.use_mozlog);
     let registry = Registry::new();
-    let layer = metrics_layer(&registry, &clients)
+    let layer = metrics_layer(&registry, &settings.clients)
         .map_err(|err| format!("cannot build the metrics layer: {err}"))?;
+    let header_read_timeout = settings.header_read_timeout;
+    let metrics_addr = settings.metrics_addr;
+    let addr = settings.addr;
     let state = AppState {
-        clients: Arc::new(clients.into_iter().collect()),
+        clients: Arc::new(settings.clients.into_iter().collect()),
         contacts: Arc::default(),
     };
     let config = Config {
         logger: logger.clone(),
-        layer: env_flag("CTMS_RECORD_METRICS", true)?.then_some(layer),
-        log_requests: env_flag("CTMS_LOG_REQUESTS", true)?,
+        layer: settings.record_metrics.then_some(layer),
+        log_requests: settings.log_requests,
         public_metrics: metrics_addr.is_none().then(|| registry.clone()),
-        max_in_flight,
+        max_in_flight: settings.max_in_flight,
     };
     let shutdown =
         shutdown_signal().map_err(|err| format!("cannot install signal handlers: {err}"))?;

@@ -67,19 +67,12 @@ impl Body for MetricsBody {
 
 #[cfg(test)]
 mod tests {
-    use std::{sync::Arc, task::Wake};
-
     use super::*;
-
-    struct NoWake;
-
-    impl Wake for NoWake {
-        fn wake(self: Arc<Self>) {}
-    }
+    use crate::test_helpers::noop_waker;
 
     #[test]
     fn yields_its_bytes_once_then_ends() {
-        let waker = Arc::new(NoWake).into();
+        let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
         let mut body = MetricsBody::new("abc");
         assert_eq!(body.size_hint().exact(), Some(3));

@@ -398,14 +398,8 @@ mod tests {
         }
     }
 
-    struct NoWake;
-
-    impl std::task::Wake for NoWake {
-        fn wake(self: Arc<Self>) {}
-    }
-
     fn poll_once(future: &mut ScrapeFuture) -> Poll<Response<MetricsBody>> {
-        let waker = std::task::Waker::from(Arc::new(NoWake));
+        let waker = crate::test_helpers::noop_waker();
         let mut cx = Context::from_waker(&waker);
         std::pin::Pin::new(future)
             .poll(&mut cx)

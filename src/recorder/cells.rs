@@ -21,13 +21,16 @@ use std::sync::{
 
 use crate::{
     client_id::ClientSlot,
-    labels::{CodeSet, Status, CODES_PER_FAMILY, CODE_WORDS, FAMILY_COUNT, METHOD_COUNT},
+    labels::{CodeSet, MethodLabel, Status, StatusFamily, CODES_PER_FAMILY},
     routes::RouteId,
     segmented::Segmented,
 };
 
 /// Groups per route: one per method and status family.
-const GROUPS_PER_ROUTE: usize = METHOD_COUNT * FAMILY_COUNT;
+const GROUPS_PER_ROUTE: usize = MethodLabel::COUNT * StatusFamily::COUNT;
+
+/// Words of a [`CodeSet`].
+const CODE_WORDS: usize = CODES_PER_FAMILY.div_ceil(64);
 
 /// The cells of one (route, method, status family) group in one shard.
 ///
@@ -71,15 +74,16 @@ impl Cells {
         elapsed_ns: u64,
         client: Option<(ClientSlot, usize)>,
     ) {
-        if let Some(code) = self.codes.get(status.code_in_family) {
-            let (word, bit) = CodeSet::position(status.code_in_family);
+        let code = status.index_in_family();
+        if let Some(count) = self.codes.get(code) {
+            let (word, bit) = CodeSet::position(code);
             let word = &self.used[word];
             // A plain load first: after a code's first request the bit is
             // set, and the read-modify-write is skipped.
             if word.load(Ordering::Relaxed) & bit == 0 {
                 word.fetch_or(bit, Ordering::Relaxed);
             }
-            code.fetch_add(1, Ordering::Relaxed);
+            count.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(count) = self.buckets.get(bucket) {
             count.fetch_add(1, Ordering::Relaxed);
@@ -87,7 +91,7 @@ impl Cells {
         self.sum_ns.fetch_add(elapsed_ns, Ordering::Relaxed);
         if let Some((slot, slots)) = client {
             let counters = self.clients.get_or_init(|| Box::new(Segmented::new(slots)));
-            if let Some(count) = counters.get_or_alloc(slot) {
+            if let Some(count) = counters.get_or_alloc(slot.index()) {
                 count.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -95,7 +99,7 @@ impl Cells {
 
     /// The codes counted so far.
     pub(super) fn used(&self) -> CodeSet {
-        CodeSet(std::array::from_fn(|word| {
+        CodeSet::from_words(std::array::from_fn(|word| {
             self.used[word].load(Ordering::Relaxed)
         }))
     }
@@ -116,8 +120,9 @@ impl Cells {
             .map(|count| count.load(Ordering::Relaxed))
     }
 
-    /// The client slots with a counter, nonzero or not.
-    pub(super) fn clients(&self) -> impl Iterator<Item = (ClientSlot, u64)> + '_ {
+    /// The dense indexes of the client slots with a counter, nonzero or
+    /// not, with their counts.
+    pub(super) fn clients(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
         self.clients.get().into_iter().flat_map(|counters| {
             counters
                 .iter()
@@ -166,8 +171,13 @@ impl Directory {
 
     /// The group of (route, method, family), if any shard has recorded in it.
     #[inline]
-    pub(super) fn group(&self, route: RouteId, method: usize, family: usize) -> Option<&Group> {
-        let groups = self.routes.get(route)?.get()?;
+    pub(super) fn group(
+        &self,
+        route: RouteId,
+        method: MethodLabel,
+        family: StatusFamily,
+    ) -> Option<&Group> {
+        let groups = self.routes.get(route.index())?.get()?;
         groups
             .groups
             .get(group_offset(method, family))?
@@ -177,22 +187,23 @@ impl Directory {
 
     /// Whether any request has been recorded on `route`.
     pub(super) fn route_in_use(&self, route: RouteId) -> bool {
-        self.routes.get(route).is_some_and(|r| r.get().is_some())
+        self.routes
+            .get(route.index())
+            .is_some_and(|r| r.get().is_some())
     }
 
     /// The cells `shard` adds to for (route, method, family), created (with
     /// whatever levels above them are missing) on first use. `None` only
-    /// for indexes out of range, which the route and label tables never
-    /// produce.
+    /// for a route or shard of another layer, which cannot reach here.
     #[inline]
     pub(super) fn cells(
         &self,
         route: RouteId,
-        method: usize,
-        family: usize,
+        method: MethodLabel,
+        family: StatusFamily,
         shard: usize,
     ) -> Option<&Cells> {
-        let groups = self.routes.get(route)?.get_or_init(|| {
+        let groups = self.routes.get(route.index())?.get_or_init(|| {
             Box::new(RouteGroups {
                 groups: std::array::from_fn(|_| OnceLock::new()),
             })
@@ -228,6 +239,6 @@ impl Directory {
 }
 
 #[inline]
-fn group_offset(method: usize, family: usize) -> usize {
-    method * FAMILY_COUNT + family
+fn group_offset(method: MethodLabel, family: StatusFamily) -> usize {
+    method.index() * StatusFamily::COUNT + family.index()
 }

@@ -17,38 +17,38 @@ use prometheus::proto::{self, MetricFamily};
 use super::{cells::Cells, Recorder, Tables};
 use crate::{
     client_id::ClientSlot,
-    labels::{
-        family_label, method_label, methods_in_label_order, status_code_label, CodeSet,
-        FAMILY_COUNT, METHOD_COUNT,
-    },
+    labels::{CodeSet, MethodLabel, Status, StatusFamily},
     routes::{RouteId, Routes},
-    schema::{Family, CLIENT_ID, METHOD, PATH_TEMPLATE, STATUS_CODE, STATUS_CODE_FAMILY},
+    schema::{
+        family_value, method_value, methods_in_value_order, status_code_value, Family, CLIENT_ID,
+        METHOD, PATH_TEMPLATE, STATUS_CODE, STATUS_CODE_FAMILY,
+    },
 };
 
-/// Route ids and method indexes in the order of their label values.
+/// Route ids and method labels in the order of their label values.
 pub(super) struct Order {
     routes: Box<[RouteId]>,
-    methods: [usize; METHOD_COUNT],
+    methods: [MethodLabel; MethodLabel::COUNT],
 }
 
 impl Order {
     pub(super) fn new(routes: &Routes) -> Self {
-        let mut by_template: Box<[RouteId]> = (0..routes.len()).collect();
+        let mut by_template: Box<[RouteId]> = routes.ids().collect();
         by_template.sort_by(|&a, &b| routes.template(a).cmp(routes.template(b)));
         Self {
             routes: by_template,
-            methods: methods_in_label_order(),
+            methods: methods_in_value_order(),
         }
     }
 }
 
 /// One (route, method, family) group as a scrape sees it.
 struct GroupView<'a> {
-    method: usize,
+    method: MethodLabel,
     method_rank: usize,
     route: RouteId,
     route_rank: usize,
-    family: usize,
+    family: StatusFamily,
     /// The cells of every shard that recorded in the group.
     cells: &'a [&'a Cells],
     /// The codes pre-initialised for the group.
@@ -90,11 +90,11 @@ impl Recorder {
         let mut cells: Vec<&Cells> = Vec::with_capacity(self.shards.len());
         for (method_rank, &method) in order.methods.iter().enumerate() {
             for (route_rank, &route) in order.routes.iter().enumerate() {
-                let preinit = tables.preinit.get(route).and_then(Option::as_deref);
+                let preinit = tables.preinit.get(route.index()).and_then(Option::as_deref);
                 if preinit.is_none() && !tables.directory.route_in_use(route) {
                     continue;
                 }
-                for family in 0..FAMILY_COUNT {
+                for family in StatusFamily::all() {
                     cells.clear();
                     if let Some(group) = tables.directory.group(route, method, family) {
                         cells.extend(group.cells());
@@ -128,11 +128,12 @@ impl Recorder {
                 .fold(group.listed, |codes, cells| codes.union(cells.used()));
             for code in used.iter() {
                 let count = group.cells.iter().map(|cells| cells.code(code)).sum();
+                let status = Status::in_family(group.family, code);
                 let labels = vec![
-                    label(METHOD, method_label(group.method)),
+                    label(METHOD, method_value(group.method)),
                     label(PATH_TEMPLATE, tables.routes.template(group.route)),
-                    label(STATUS_CODE, &status_code_label(group.family, code)),
-                    label(STATUS_CODE_FAMILY, family_label(group.family)),
+                    label(STATUS_CODE, &status_code_value(status)),
+                    label(STATUS_CODE_FAMILY, family_value(group.family)),
                 ];
                 metrics.push(counter(labels, count));
             }
@@ -158,9 +159,9 @@ impl Recorder {
                 return;
             }
             let labels = vec![
-                label(METHOD, method_label(group.method)),
+                label(METHOD, method_value(group.method)),
                 label(PATH_TEMPLATE, tables.routes.template(group.route)),
-                label(STATUS_CODE_FAMILY, family_label(group.family)),
+                label(STATUS_CODE_FAMILY, family_value(group.family)),
             ];
             metrics.push(histogram(labels, &counts, sum_ns, &tables.bounds));
         });
@@ -173,7 +174,7 @@ impl Recorder {
             slot: ClientSlot,
             method_rank: usize,
             route_rank: usize,
-            family: usize,
+            family: StatusFamily,
             count: u64,
         }
         let mut series = Vec::new();
@@ -182,13 +183,20 @@ impl Recorder {
         self.for_each_group(|tables, group| {
             counts.clear();
             for cells in group.cells {
-                counts.extend(cells.clients());
+                counts.extend(
+                    cells
+                        .clients()
+                        .filter_map(|(index, count)| Some((tables.clients.slot_at(index)?, count))),
+                );
             }
             if group.api_listed {
-                counts.extend((0..tables.known_clients).map(|slot| (slot, 0)));
-                if tables.overflow_listed {
-                    counts.push((tables.clients.overflow(), 0));
-                }
+                counts.extend(
+                    tables
+                        .clients
+                        .slots_in_use()
+                        .filter(|&slot| is_listed(tables, slot))
+                        .map(|slot| (slot, 0)),
+                );
             }
             counts.sort_unstable_by_key(|&(slot, _)| slot);
             let mut index = 0;
@@ -216,32 +224,33 @@ impl Recorder {
         // Client ids ranked by name, so that the sort is on small integers
         // rather than on label strings.
         let clients = &self.tables.clients;
-        let mut named: Vec<(ClientSlot, &str)> = (0..clients.claimed())
-            .chain([clients.overflow()])
+        let mut named: Vec<(ClientSlot, &str)> = clients
+            .slots_in_use()
             .filter_map(|slot| Some((slot, clients.name(slot)?)))
             .collect();
         named.sort_unstable_by_key(|&(_, name)| name);
         let mut rank = vec![usize::MAX; clients.slots()];
         for (position, &(slot, _)) in named.iter().enumerate() {
-            rank[slot] = position;
+            rank[slot.index()] = position;
         }
         // A slot claimed after `named` was read has no rank yet: it is listed
         // at the next scrape.
-        series.retain(|s| rank.get(s.slot).is_some_and(|&r| r != usize::MAX));
-        series.sort_unstable_by_key(|s| (rank[s.slot], s.method_rank, s.route_rank, s.family));
+        let rank_of = |slot: ClientSlot| rank.get(slot.index()).copied().unwrap_or(usize::MAX);
+        series.retain(|s| rank_of(s.slot) != usize::MAX);
+        series.sort_unstable_by_key(|s| (rank_of(s.slot), s.method_rank, s.route_rank, s.family));
 
         let tables = &*self.tables;
         series
             .into_iter()
             .map(|s| {
                 let labels = vec![
-                    label(CLIENT_ID, named[rank[s.slot]].1),
-                    label(METHOD, method_label(self.order.methods[s.method_rank])),
+                    label(CLIENT_ID, named[rank_of(s.slot)].1),
+                    label(METHOD, method_value(self.order.methods[s.method_rank])),
                     label(
                         PATH_TEMPLATE,
                         tables.routes.template(self.order.routes[s.route_rank]),
                     ),
-                    label(STATUS_CODE_FAMILY, family_label(s.family)),
+                    label(STATUS_CODE_FAMILY, family_value(s.family)),
                 ];
                 counter(labels, s.count)
             })
@@ -251,7 +260,11 @@ impl Recorder {
 
 /// Whether a slot's API counters are pre-initialised on API routes.
 fn is_listed(tables: &Tables, slot: ClientSlot) -> bool {
-    slot < tables.known_clients || (tables.overflow_listed && slot == tables.clients.overflow())
+    if slot == tables.clients.overflow() {
+        tables.overflow_listed
+    } else {
+        slot.index() < tables.known_clients
+    }
 }
 
 fn label(name: &str, value: &str) -> proto::LabelPair {

@@ -29,7 +29,7 @@ use self::cells::Directory;
 use crate::{
     client_id::{ClientSlot, ClientTable},
     clock::{elapsed_ns, Instant},
-    labels::{method_index, CodeSet, Status, FAMILY_COUNT},
+    labels::{CodeSet, MethodLabel, Status, StatusFamily},
     routes::{RouteId, Routes},
     schema::Family,
     BuildError, ClientId,
@@ -38,10 +38,10 @@ use crate::{
 /// The series of one route that exist at zero from the start.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RoutePreinit {
-    /// Bit `m` set for method index `m`.
+    /// Bit `m` set for the method label of index `m`.
     methods: u16,
     /// The listed codes of each status family.
-    families: [CodeSet; FAMILY_COUNT],
+    families: [CodeSet; StatusFamily::COUNT],
     /// Whether the API counters of the known clients start at zero too.
     api: bool,
 }
@@ -53,10 +53,10 @@ impl RoutePreinit {
             ..Self::default()
         };
         for method in methods {
-            preinit.methods |= 1 << method_index(method);
+            preinit.methods |= 1 << MethodLabel::of(method).index();
         }
         for status in statuses {
-            preinit.families[status.family].insert(status.code_in_family);
+            preinit.families[status.family().index()].insert(status.index_in_family());
         }
         preinit
     }
@@ -67,11 +67,11 @@ impl RoutePreinit {
     }
 
     /// The listed codes of (method, family).
-    fn codes(&self, method: usize, family: usize) -> CodeSet {
-        if self.methods & (1 << method) == 0 {
+    fn codes(&self, method: MethodLabel, family: StatusFamily) -> CodeSet {
+        if self.methods & (1 << method.index()) == 0 {
             return CodeSet::default();
         }
-        self.families[family]
+        self.families[family.index()]
     }
 }
 
@@ -81,7 +81,7 @@ pub(crate) struct RecorderConfig {
     pub(crate) routes: Routes,
     pub(crate) bounds: Vec<f64>,
     pub(crate) clients: ClientTable,
-    /// Per route id; `None` for routes that list no series.
+    /// By route index; `None` for routes that list no series.
     pub(crate) preinit: Vec<Option<Box<RoutePreinit>>>,
     /// The known clients hold slots `0..known_clients`.
     pub(crate) known_clients: usize,
@@ -228,7 +228,7 @@ impl Recorder {
         Some(Pending {
             shard: shard.clone(),
             route,
-            method: method_index(method),
+            method: MethodLabel::of(method),
             client: RequestClient::None,
             start: Instant::now(),
         })
@@ -263,7 +263,7 @@ enum RequestClient {
 pub(crate) struct Pending {
     shard: Arc<Shard>,
     route: RouteId,
-    method: usize,
+    method: MethodLabel,
     client: RequestClient,
     start: Instant,
 }
@@ -294,7 +294,7 @@ impl Pending {
         let Some(cells) =
             tables
                 .directory
-                .cells(self.route, self.method, status.family, self.shard.index)
+                .cells(self.route, self.method, status.family(), self.shard.index)
         else {
             return;
         };
@@ -353,7 +353,7 @@ mod tests {
     use prometheus::proto::MetricFamily;
 
     use super::*;
-    use crate::{labels::method_index, RequestMetricsLayer, Route};
+    use crate::{RequestMetricsLayer, Route};
 
     impl Recorder {
         /// Records a request of `elapsed_ns` in shard `shard`, as
@@ -361,7 +361,7 @@ mod tests {
         fn record(
             &self,
             shard: usize,
-            route: RouteId,
+            route: usize,
             method: &Method,
             code: u16,
             client: Option<&str>,
@@ -369,9 +369,10 @@ mod tests {
         ) {
             let tables = &*self.tables;
             let status = Status::of(StatusCode::from_u16(code).unwrap());
+            let route = tables.routes.ids().nth(route).unwrap();
             let cells = tables
                 .directory
-                .cells(route, method_index(method), status.family, shard)
+                .cells(route, MethodLabel::of(method), status.family(), shard)
                 .unwrap();
             let bucket = tables
                 .bounds_ns
