@@ -30,6 +30,7 @@ LAYER_CASES = ["matched_client", "matched_no_client", "unmatched"]
 GROUPS = {
     "tower": [
         (REFERENCE, LAYER_CASES),
+        ("flat_table", LAYER_CASES),
         ("cached_handles", LAYER_CASES),
         ("naive", LAYER_CASES),
     ],
@@ -43,12 +44,13 @@ GROUPS = {
         ("axum_prometheus", ["matched_no_client", "unmatched"]),
     ],
 }
-THREAD_IMPLS = [REFERENCE, "cached_handles"]
+THREAD_IMPLS = [REFERENCE, "flat_table", "cached_handles"]
 THREAD_COUNTS = [1, 2]
 
 COLOURS = {
     "tower_prometheus": "#2b6cb0",
     "tower_prometheus_around_router": "#1a4480",
+    "flat_table": "#e0b040",
     "cached_handles": "#dd8a2e",
     "naive": "#8a8f98",
     "axum_prometheus": "#c0392b",
@@ -402,8 +404,9 @@ def main():
         f"Criterion medians measured {measured} on {machine}.",
         "Overhead: matched cases minus the bare service's matched request, "
         "unmatched minus its unmatched request, in the same group.",
-        "tower_prometheus: this crate · cached_handles: prometheus crate, handles cached in "
-        "RwLock<HashMap> · naive: with_label_values per request.",
+        "tower_prometheus: this crate · flat_table: prometheus crate, handles resolved once in a "
+        "flat table · cached_handles: handles cached in RwLock<HashMap> · naive: "
+        "with_label_values per request.",
         "axum_prometheus: axum-prometheus" + (f" {peer}" if peer else "")
         + " · noop_layer: a layer that does nothing, i.e. axum's own cost of Router::layer.",
     ]

@@ -197,6 +197,11 @@ impl ClientTable {
     /// The slot of `id`, claiming a new one if the id is new and the caps
     /// allow.
     pub(crate) fn slot(&self, id: &str) -> ClientSlot {
+        // A known id is found without checking it again: an id that is not
+        // recordable never gets into the table.
+        if let Some(slot) = self.walk(id, false) {
+            return slot;
+        }
         if !self.is_recordable(id) {
             return self.overflow();
         }

@@ -40,6 +40,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if !this.guard.is_pending() {
+            // Not recorded (an unmatched path), or recorded already.
+            return this.inner.poll(cx);
+        }
         let inner = this.inner;
         let poll = this.guard.run_user_code(|_| inner.poll(cx));
         let result = match poll {
@@ -86,6 +90,12 @@ impl Guard {
             pending,
             in_user_code: false,
         }
+    }
+
+    /// Whether the request is still to be recorded.
+    #[inline]
+    pub(crate) fn is_pending(&self) -> bool {
+        self.pending.is_some()
     }
 
     /// Runs user code that may panic: if it does, the guard is dropped in

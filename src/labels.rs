@@ -127,10 +127,16 @@ impl Status {
         })
     }
 
-    /// Splits a status of the `http` crate, always in range.
+    /// Splits a status of the `http` crate, which guarantees `100..=999`
+    /// (so no check is needed; were it ever out of range, the family index
+    /// would be clamped to `9xx`, never out of bounds).
     #[inline]
     pub(crate) fn of(status: StatusCode) -> Self {
-        Self::new(status.as_u16()).unwrap_or(Self::INTERNAL_SERVER_ERROR)
+        let code = status.as_u16();
+        Self {
+            family: StatusFamily((code / 100).clamp(1, 9) as u8 - 1),
+            in_family: (code % 100) as u8,
+        }
     }
 
     /// The code of `family` whose last two digits are `in_family`.
@@ -185,6 +191,14 @@ mod tests {
                 Status::in_family(status.family(), status.index_in_family()),
                 status
             );
+        }
+    }
+
+    #[test]
+    fn every_http_status_splits_as_its_code_does() {
+        for code in 100..=999u16 {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert_eq!(Status::of(status), Status::new(code).unwrap(), "{code}");
         }
     }
 

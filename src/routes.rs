@@ -498,6 +498,9 @@ mod tests {
             ("/ctms/:email_id", "/ctms/{email_id}"),
             ("/files/*path", "/files/{*path}"),
             ("/a/:x/b/:y", "/a/{x}/b/{y}"),
+            // A lone `:` or `*` is literal text, even next to old syntax.
+            ("/:/x/:id", "/:/x/{id}"),
+            ("/*/files/*rest", "/*/files/{*rest}"),
         ];
         for (template, want) in table {
             match Routes::new([template], None) {

@@ -82,13 +82,17 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let state = &*self.state;
-        let mut guard = Guard::new(state.recorder.start(request.uri().path(), request.method()));
+        let Some(pending) = state.recorder.start(request.uri().path(), request.method()) else {
+            // Not recorded: nothing to guard.
+            return ResponseFuture::new(self.inner.call(request), Guard::new(None));
+        };
+        let mut guard = Guard::new(Some(pending));
         if let Some(read) = &state.client_id_from_request {
             // A panic in the user's reader is recorded as 500, like one in
             // the inner service.
             guard.run_user_code(|pending| {
-                if let Some(pending) = pending {
-                    pending.set_request_client(read(request.headers()));
+                if let (Some(pending), Some(id)) = (pending, read(request.headers())) {
+                    pending.set_request_client(id);
                 }
             });
         }

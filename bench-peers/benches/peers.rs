@@ -31,7 +31,7 @@ use axum::{
     Router,
 };
 use axum_prometheus::{metrics_exporter_prometheus::PrometheusHandle, PrometheusMetricLayer};
-use bench_peers::{CachedHandlesLayer, NaiveLayer};
+use bench_peers::{CachedHandlesLayer, FlatTableLayer, NaiveLayer};
 use criterion::{
     criterion_group, criterion_main, measurement::WallTime, BatchSize, BenchmarkGroup, BenchmarkId,
     Criterion,
@@ -113,6 +113,11 @@ fn tower_prometheus(registry: &Registry) -> RequestMetricsLayer {
 fn cached_handles(registry: &Registry) -> CachedHandlesLayer {
     CachedHandlesLayer::new(registry, TEMPLATES, HeaderName::from_static(CLIENT_HEADER))
         .expect("valid cached_handles configuration")
+}
+
+fn flat_table(registry: &Registry) -> FlatTableLayer {
+    FlatTableLayer::new(registry, TEMPLATES, HeaderName::from_static(CLIENT_HEADER))
+        .expect("valid templates")
 }
 
 fn naive(registry: &Registry) -> NaiveLayer {
@@ -265,6 +270,7 @@ where
 fn tower_group(c: &mut Criterion) {
     let ours = checked("tower_prometheus", tower_prometheus);
     let cached = checked("cached_handles", cached_handles);
+    let flat = checked("flat_table", flat_table);
     let naive = checked("naive", naive);
 
     let mut group = c.benchmark_group("tower");
@@ -273,6 +279,7 @@ fn tower_group(c: &mut Criterion) {
         bench(&mut group, BenchmarkId::new("bare", case), Bare, &template);
     }
     bench_cases(&mut group, "tower_prometheus", &ours);
+    bench_cases(&mut group, "flat_table", &flat);
     bench_cases(&mut group, "cached_handles", &cached);
     bench_cases(&mut group, "naive", &naive);
     group.finish();
@@ -303,6 +310,7 @@ where
 fn threads_group(c: &mut Criterion) {
     let ours = checked("tower_prometheus", tower_prometheus);
     let cached = checked("cached_handles", cached_handles);
+    let flat = checked("flat_table", flat_table);
 
     let mut group = c.benchmark_group("threads");
     for threads in [1usize, 2] {
@@ -313,6 +321,11 @@ fn threads_group(c: &mut Criterion) {
     for threads in [1usize, 2] {
         group.bench_function(BenchmarkId::new("tower_prometheus", threads), |b| {
             b.iter_custom(|iters| run_threads(threads, iters, || ours.layer(Bare)))
+        });
+    }
+    for threads in [1usize, 2] {
+        group.bench_function(BenchmarkId::new("flat_table", threads), |b| {
+            b.iter_custom(|iters| run_threads(threads, iters, || flat.layer(Bare)))
         });
     }
     for threads in [1usize, 2] {

@@ -1,15 +1,14 @@
 //! Series handles resolved once, then found again in `RwLock<HashMap>`s.
 
 use std::{
-    borrow::Borrow,
     collections::HashMap,
-    hash::{Hash, Hasher},
     sync::{PoisonError, RwLock},
 };
 
 use prometheus::{Histogram, IntCounter};
 
 use crate::{
+    api_key::{ApiKey, ApiKeyParts, ApiKeyRef},
     ctms::Families,
     layer::{Record, Sample},
 };
@@ -53,76 +52,6 @@ impl Series {
         self.duration.observe(sample.elapsed.as_secs_f64());
     }
 }
-
-/// Route index, method index, status family and client id, owned.
-#[derive(Debug)]
-struct ApiKey {
-    route: usize,
-    method: u8,
-    family: u8,
-    client_id: Box<str>,
-}
-
-/// The same key, borrowed from a request.
-struct ApiKeyRef<'a> {
-    route: usize,
-    method: u8,
-    family: u8,
-    client_id: &'a str,
-}
-
-/// What the map hashes and compares, so that an [`ApiKeyRef`] finds an
-/// [`ApiKey`] without building one.
-trait ApiKeyParts {
-    fn parts(&self) -> (usize, u8, u8, &str);
-}
-
-impl ApiKeyParts for ApiKey {
-    fn parts(&self) -> (usize, u8, u8, &str) {
-        (self.route, self.method, self.family, &self.client_id)
-    }
-}
-
-impl ApiKeyParts for ApiKeyRef<'_> {
-    fn parts(&self) -> (usize, u8, u8, &str) {
-        (self.route, self.method, self.family, self.client_id)
-    }
-}
-
-impl<'a> Borrow<dyn ApiKeyParts + 'a> for ApiKey {
-    fn borrow(&self) -> &(dyn ApiKeyParts + 'a) {
-        self
-    }
-}
-
-impl Hash for dyn ApiKeyParts + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.parts().hash(state);
-    }
-}
-
-impl PartialEq for dyn ApiKeyParts + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for dyn ApiKeyParts + '_ {}
-
-// Must hash and compare exactly as the borrowed form does.
-impl Hash for ApiKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.parts().hash(state);
-    }
-}
-
-impl PartialEq for ApiKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for ApiKey {}
 
 impl CachedHandles {
     fn record_series(&self, sample: &Sample<'_>) {

@@ -13,14 +13,23 @@
 //!   hit, the write lock only the first time a series is seen;
 //! - [`NaiveLayer`] calls `with_label_values` for every metric of every
 //!   request.
+//!
+//! [`FlatTableLayer`] is the strongest of them, with a layer of its own:
+//! every (route, method, status) series' handles resolved once into a flat
+//! table of write-once slots indexed densely, shared state that no
+//! reference count is touched for per request, and a read lock only for
+//! the per-client counter.
 
+mod api_key;
 mod cached_handles;
 mod ctms;
+mod flat_table;
 mod layer;
 mod naive;
 
 pub use cached_handles::CachedHandles;
 pub use ctms::Families;
+pub use flat_table::{FlatTableFuture, FlatTableLayer, FlatTableService};
 pub use layer::{MetricsLayer, MetricsService, Record, ResponseFuture, Sample};
 pub use naive::Naive;
 

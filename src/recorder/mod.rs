@@ -271,8 +271,8 @@ pub(crate) struct Pending {
 impl Pending {
     /// Keeps the client id read from the request, recorded unless the
     /// response brings its own.
-    pub(crate) fn set_request_client(&mut self, id: Option<&str>) {
-        let Some(id) = id else { return };
+    #[inline]
+    pub(crate) fn set_request_client(&mut self, id: &str) {
         self.client = match self.shard.tables.clients.find(id) {
             Some(slot) => RequestClient::Slot(slot),
             None => RequestClient::New(id.into()),

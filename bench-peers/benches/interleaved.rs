@@ -1,0 +1,253 @@
+//! tower-prometheus against the strongest baseline (`FlatTableLayer`) in
+//! interleaved wall-clock rounds: each round times the bare service, the
+//! layer and the baseline back to back, in an order that rotates from round
+//! to round, so that the drift of a noisy machine hits all three alike. A
+//! round's figure is the ratio of the two overheads over the bare service;
+//! the report gives the median and the quartiles over the rounds.
+//!
+//! `cargo bench --bench interleaved` (or `-- ROUNDS`). With
+//! `count IMPL CASE N` it serves N requests and exits instead, for
+//! callgrind (`scripts/instructions.py --peers` runs it that way).
+
+use std::{
+    convert::Infallible,
+    future::{ready, Future, Ready},
+    hint::black_box,
+    pin::pin,
+    process::ExitCode,
+    sync::Arc,
+    task::{Context, Poll, Wake, Waker},
+    thread,
+    time::{Duration, Instant},
+};
+
+use bench_peers::FlatTableLayer;
+use http::{HeaderName, Method, Request, Response};
+use prometheus::Registry;
+use tower::{Layer, Service};
+use tower_prometheus::{RequestMetricsLayer, Route};
+
+const TEMPLATES: [&str; 12] = [
+    "/",
+    "/docs",
+    "/__version__",
+    "/__heartbeat__",
+    "/__lbheartbeat__",
+    "/__crash__",
+    "/metrics",
+    "/ctms",
+    "/ctms/{email_id}",
+    "/stripe/customer",
+    "/stripe/subscription",
+    "/updates/{kind}",
+];
+const MATCHED: &str = "/ctms/6f1c2a7e-3b4d-4c5e-9f60-718293a4b5c6";
+const UNMATCHED: &str = "/nothing/here";
+static CLIENT_HEADER: HeaderName = HeaderName::from_static("x-client-id");
+
+/// Requests per timing.
+const REQUESTS: u64 = 50_000;
+
+#[derive(Clone, Copy)]
+struct Bare;
+
+impl Service<Request<()>> for Bare {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<()>) -> Self::Future {
+        ready(Ok(Response::new(())))
+    }
+}
+
+struct NoWake;
+
+impl Wake for NoWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+fn ours(registry: &Registry) -> RequestMetricsLayer {
+    RequestMetricsLayer::builder()
+        .routes(TEMPLATES.iter().map(|template| {
+            Route::new(*template)
+                .methods([Method::GET, Method::POST])
+                .statuses([200, 404])
+                .api()
+        }))
+        .clients(["test_client"])
+        .client_id_from_request(|headers| headers.get(&CLIENT_HEADER)?.to_str().ok())
+        .build(registry)
+        .expect("valid configuration")
+}
+
+fn flat(registry: &Registry) -> FlatTableLayer {
+    FlatTableLayer::new(registry, TEMPLATES, CLIENT_HEADER.clone()).expect("valid templates")
+}
+
+fn request(path: &str, client: bool) -> Request<()> {
+    let mut builder = Request::get(path);
+    if client {
+        builder = builder.header(&CLIENT_HEADER, "test_client");
+    }
+    builder.body(()).expect("valid request")
+}
+
+/// Serves `n` copies of `template`; the script counts this function only.
+#[inline(never)]
+fn run_requests<S>(service: &mut S, template: &Request<()>, n: u64)
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+{
+    let waker = Waker::from(Arc::new(NoWake));
+    let mut cx = Context::from_waker(&waker);
+    for _ in 0..n {
+        let mut request = Request::new(());
+        *request.method_mut() = template.method().clone();
+        *request.uri_mut() = template.uri().clone();
+        *request.headers_mut() = template.headers().clone();
+        let _ = service.poll_ready(&mut cx);
+        let mut future = pin!(service.call(request));
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(response)) => drop(black_box(response)),
+            _ => unreachable!("the inner service answers at once"),
+        }
+    }
+}
+
+fn time<S>(service: &mut S, template: &Request<()>) -> Duration
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+{
+    let start = Instant::now();
+    run_requests(service, template, REQUESTS);
+    start.elapsed()
+}
+
+/// The median and the quartiles of `values`.
+fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.25), at(0.75))
+}
+
+fn count(implementation: &str, case: &str, n: u64) -> ExitCode {
+    let (path, client) = match case {
+        "matched_client" => (MATCHED, true),
+        "matched_no_client" => (MATCHED, false),
+        "unmatched" => (UNMATCHED, false),
+        _ => return ExitCode::FAILURE,
+    };
+    let template = request(path, client);
+    let registry = Registry::new();
+    // One request first, so that the series exist.
+    match implementation {
+        "bare" => run_requests(&mut Bare, &template, n + 1),
+        "tower_prometheus" => run_requests(&mut ours(&registry).layer(Bare), &template, n + 1),
+        "flat_table" => run_requests(&mut flat(&registry).layer(Bare), &template, n + 1),
+        _ => return ExitCode::FAILURE,
+    }
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("count") {
+        let n = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(0);
+        return count(&args[1], &args[2], n);
+    }
+    let rounds: usize = args
+        .iter()
+        .find_map(|arg| arg.parse().ok())
+        .unwrap_or(30);
+
+    let registry = Registry::new();
+    let ours = ours(&Registry::new());
+    let flat = flat(&registry);
+    println!(
+        "{rounds} interleaved rounds of {REQUESTS} requests each; overhead = case - bare, same round"
+    );
+    println!(
+        "{:<20} {:>12} {:>12} {:>12} {:>22}",
+        "case", "bare ns", "ours ns", "flat ns", "ours/flat overhead"
+    );
+    for (case, path, client) in [
+        ("matched_client", MATCHED, true),
+        ("matched_no_client", MATCHED, false),
+        ("unmatched", UNMATCHED, false),
+    ] {
+        let template = request(path, client);
+        let mut bare = Bare;
+        let mut layered = ours.layer(Bare);
+        let mut baseline = flat.layer(Bare);
+        // Warm up: caches, branch predictors, the series.
+        time(&mut bare, &template);
+        time(&mut layered, &template);
+        time(&mut baseline, &template);
+        let (mut ratios, mut per_request) = (Vec::new(), [Vec::new(), Vec::new(), Vec::new()]);
+        for round in 0..rounds {
+            let mut timed = [Duration::ZERO; 3];
+            for step in 0..3 {
+                let which = (round + step) % 3;
+                timed[which] = match which {
+                    0 => time(&mut bare, &template),
+                    1 => time(&mut layered, &template),
+                    _ => time(&mut baseline, &template),
+                };
+            }
+            let ns = timed.map(|t| t.as_nanos() as f64 / REQUESTS as f64);
+            for (list, value) in per_request.iter_mut().zip(ns) {
+                list.push(value);
+            }
+            ratios.push((ns[1] - ns[0]) / (ns[2] - ns[0]));
+        }
+        let medians = per_request.map(|values| spread(values).0);
+        let (median, low, high) = spread(ratios);
+        println!(
+            "{case:<20} {:>12.1} {:>12.1} {:>12.1} {:>10.2} ({low:.2}–{high:.2})",
+            medians[0], medians[1], medians[2], median
+        );
+    }
+
+    // Two threads on one route against one, interleaved the same way.
+    let threads_time = |threads: usize, layered: bool| {
+        let services: Vec<_> = (0..threads)
+            .map(|_| ours.layer(Bare))
+            .collect::<Vec<_>>();
+        let start = Instant::now();
+        thread::scope(|scope| {
+            for mut service in services {
+                scope.spawn(move || {
+                    let template = request(MATCHED, false);
+                    if layered {
+                        run_requests(&mut service, &template, REQUESTS);
+                    } else {
+                        run_requests(&mut Bare, &template, REQUESTS);
+                    }
+                });
+            }
+        });
+        start.elapsed().as_secs_f64() / threads as f64
+    };
+    for layered in [false, true] {
+        let mut speedups = Vec::new();
+        for round in 0..rounds {
+            let (one, two) = if round % 2 == 0 {
+                let one = threads_time(1, layered);
+                (one, threads_time(2, layered))
+            } else {
+                let two = threads_time(2, layered);
+                (threads_time(1, layered), two)
+            };
+            speedups.push(one / two);
+        }
+        let (median, low, high) = spread(speedups);
+        let name = if layered { "tower_prometheus" } else { "bare" };
+        println!("two threads vs one, {name}: {median:.2}× ({low:.2}–{high:.2})");
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,232 @@
+//! The workloads whose instructions `scripts/instructions.py` counts under
+//! callgrind: `instructions CASE N` serves N requests (or N scrapes) of one
+//! case and exits. Counting two runs with different N and dividing the
+//! difference by the difference in N gives the instructions per request,
+//! with start-up and set-up cancelled out; callgrind counts the same way
+//! whatever else the machine does, so the figures can gate CI.
+//!
+//! Not a criterion benchmark: `cargo bench` builds it, `scripts/instructions.py`
+//! runs it.
+
+use std::{
+    convert::Infallible,
+    future::{ready, Future, Ready},
+    hint::black_box,
+    pin::pin,
+    process::ExitCode,
+    sync::Arc,
+    task::{Context, Poll, Wake, Waker},
+};
+
+use http::{HeaderName, Method, Request, Response};
+use prometheus::Registry;
+use tower::{Layer, Service};
+use tower_prometheus::{ClientId, MetricsExporter, RequestMetricsLayer, Route};
+
+const TEMPLATES: &[&str] = &[
+    "/",
+    "/docs",
+    "/__version__",
+    "/__heartbeat__",
+    "/__lbheartbeat__",
+    "/__crash__",
+    "/metrics",
+    "/ctms",
+    "/ctms/{email_id}",
+    "/stripe/customer",
+    "/stripe/subscription",
+    "/updates/{kind}",
+];
+static CLIENT_HEADER: HeaderName = HeaderName::from_static("x-client-id");
+const MATCHED: &str = "/ctms/6f1c2a7e-3b4d-4c5e-9f60-718293a4b5c6";
+const UNMATCHED: &str = "/nothing/here";
+
+/// Answers at once, with the client id in the response when set.
+#[derive(Clone)]
+struct Bare {
+    client: Option<ClientId>,
+}
+
+impl Service<Request<()>> for Bare {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<()>) -> Self::Future {
+        let mut response = Response::new(());
+        if let Some(client) = &self.client {
+            response.extensions_mut().insert(client.clone());
+        }
+        ready(Ok(response))
+    }
+}
+
+struct NoWake;
+
+impl Wake for NoWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+fn layer(registry: &Registry) -> RequestMetricsLayer {
+    RequestMetricsLayer::builder()
+        .routes(TEMPLATES.iter().map(|t| {
+            Route::new(*t)
+                .methods([Method::GET, Method::POST])
+                .statuses([200, 404])
+                .api()
+        }))
+        .clients(["test_client"])
+        .client_id_from_request(|headers| headers.get(&CLIENT_HEADER)?.to_str().ok())
+        .build(registry)
+        .expect("valid configuration")
+}
+
+/// Serves `n` requests like `template` through `service`. The script counts
+/// the instructions of `run_*` functions only.
+#[inline(never)]
+fn run_requests<S>(mut service: S, template: &Request<()>, n: u64)
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+{
+    let waker = Waker::from(Arc::new(NoWake));
+    let mut cx = Context::from_waker(&waker);
+    for _ in 0..n {
+        let mut request = Request::new(());
+        *request.method_mut() = template.method().clone();
+        *request.uri_mut() = template.uri().clone();
+        *request.headers_mut() = template.headers().clone();
+        let _ = service.poll_ready(&mut cx);
+        let mut future = pin!(service.call(request));
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(response)) => drop(black_box(response)),
+            _ => unreachable!("the inner service answers at once"),
+        }
+    }
+}
+
+/// A registry with about `series` pre-initialised series of the layer.
+fn scrape_registry(series: usize) -> Registry {
+    const STATUSES: [u16; 5] = [200, 201, 400, 404, 500];
+    const METHODS: [Method; 5] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ];
+    // Per route: 5 methods × (5 codes + 3 histograms + 3 families × 2 clients).
+    let routes = series / 70 + 1;
+    let registry = Registry::new();
+    RequestMetricsLayer::builder()
+        .routes((0..routes).map(|route| {
+            Route::new(format!("/api/v1/resource{route}/{{id}}"))
+                .methods(METHODS)
+                .statuses(STATUSES)
+                .api()
+        }))
+        .clients(["client_a", "client_b"])
+        .build(&registry)
+        .expect("valid configuration");
+    registry
+}
+
+/// Renders `exporter` `n` times.
+#[inline(never)]
+fn run_scrapes(exporter: &MetricsExporter, n: u64) {
+    for _ in 0..n {
+        black_box(exporter.render().expect("renders"));
+    }
+}
+
+/// The parts of a request's cost that are not this crate's: one matchit
+/// lookup among the same templates, two reads of the clock, and the
+/// client id header looked up in a map that lacks it.
+#[inline(never)]
+fn run_parts(case: &str, n: u64) {
+    let mut router = matchit::Router::new();
+    for (id, template) in TEMPLATES.iter().enumerate() {
+        router.insert(*template, id).expect("valid template");
+    }
+    let headers = http::HeaderMap::new();
+    for _ in 0..n {
+        match case {
+            "part_matchit_lookup" => {
+                black_box(router.at(black_box(MATCHED)).map(|m| *m.value).ok());
+            }
+            "part_two_clock_reads" => {
+                #[cfg(feature = "quanta")]
+                black_box(quanta::Instant::now().elapsed());
+                #[cfg(not(feature = "quanta"))]
+                black_box(std::time::Instant::now().elapsed());
+            }
+            _ => {
+                black_box(black_box(&headers).get(&CLIENT_HEADER));
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` runs every bench target with `--bench`: nothing to do.
+    if args.iter().any(|arg| arg == "--bench") || args.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    let (Some(case), Some(Ok(n))) = (args.first(), args.get(1).map(|n| n.parse::<u64>())) else {
+        eprintln!("usage: instructions CASE N");
+        return ExitCode::FAILURE;
+    };
+    let registry = Registry::new();
+    let layer = layer(&registry);
+    let with_header = {
+        let mut request = Request::get(MATCHED).body(()).expect("valid request");
+        request
+            .headers_mut()
+            .insert(CLIENT_HEADER.clone(), "test_client".parse().expect("valid"));
+        request
+    };
+    let matched = Request::get(MATCHED).body(()).expect("valid request");
+    let unmatched = Request::get(UNMATCHED).body(()).expect("valid request");
+    let in_response = Some(ClientId::from_static("test_client"));
+    // Each layered case warms up with one request, so that its series exist.
+    match case.as_str() {
+        "bare" => run_requests(Bare { client: None }, &matched, n),
+        "bare_client_header" => run_requests(Bare { client: None }, &with_header, n),
+        "bare_client_response" => run_requests(
+            Bare {
+                client: in_response,
+            },
+            &matched,
+            n,
+        ),
+        "bare_unmatched" => run_requests(Bare { client: None }, &unmatched, n),
+        "matched" => run_requests(layer.layer(Bare { client: None }), &matched, n + 1),
+        "matched_client_header" => {
+            run_requests(layer.layer(Bare { client: None }), &with_header, n + 1)
+        }
+        "matched_client_response" => run_requests(
+            layer.layer(Bare {
+                client: in_response,
+            }),
+            &matched,
+            n + 1,
+        ),
+        "unmatched" => run_requests(layer.layer(Bare { client: None }), &unmatched, n + 1),
+        "scrape_1k" | "scrape_10k" => {
+            let series = if case == "scrape_1k" { 1_000 } else { 10_000 };
+            run_scrapes(&MetricsExporter::new(scrape_registry(series)), n);
+        }
+        "part_matchit_lookup" | "part_two_clock_reads" | "part_absent_header_lookup" => {
+            run_parts(case, n);
+        }
+        other => {
+            eprintln!("unknown case {other:?}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
