@@ -48,16 +48,16 @@ struct Bare {
 }
 
 impl Service<Request<()>> for Bare {
-    type Response = Response<()>;
+    type Response = Response<String>;
     type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
+    type Future = Ready<Result<Response<String>, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, _: Request<()>) -> Self::Future {
-        let mut response = Response::new(());
+        let mut response = Response::new(String::new());
         if let Some(client) = &self.client {
             response.extensions_mut().insert(client.clone());
         }
@@ -88,9 +88,9 @@ fn request(path: &str, client_header: bool) -> Request<()> {
 }
 
 /// One request through `service`, polled to completion on this thread.
-fn serve<S>(service: &mut S, request: Request<()>) -> Response<()>
+fn serve<S>(service: &mut S, request: Request<()>) -> S::Response
 where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+    S: Service<Request<()>, Error = Infallible>,
 {
     thread_local! {
         // One waker per thread: no allocation per request in any case.
@@ -158,7 +158,7 @@ fn bench_service<S>(
     mut service: S,
     template: &Request<()>,
 ) where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+    S: Service<Request<()>, Error = Infallible>,
 {
     group.bench_function(name, |b| {
         b.iter_batched(
@@ -218,7 +218,7 @@ fn two_threads(c: &mut Criterion) {
 fn run_threads<S, F>(threads: usize, iters: u64, make: F) -> Duration
 where
     F: Fn() -> S,
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible> + Send,
+    S: Service<Request<()>, Error = Infallible> + Send,
 {
     let services: Vec<S> = (0..threads).map(|_| make()).collect();
     let start = Instant::now();

@@ -48,16 +48,16 @@ struct Bare {
 }
 
 impl Service<Request<()>> for Bare {
-    type Response = Response<()>;
+    type Response = Response<String>;
     type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
+    type Future = Ready<Result<Response<String>, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, _: Request<()>) -> Self::Future {
-        let mut response = Response::new(());
+        let mut response = Response::new(String::new());
         if let Some(client) = &self.client {
             response.extensions_mut().insert(client.clone());
         }
@@ -90,7 +90,7 @@ fn layer(registry: &Registry) -> RequestMetricsLayer {
 #[inline(never)]
 fn run_requests<S>(mut service: S, template: &Request<()>, n: u64)
 where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+    S: Service<Request<()>, Error = Infallible>,
 {
     let waker = Waker::from(Arc::new(NoWake));
     let mut cx = Context::from_waker(&waker);

@@ -90,6 +90,12 @@ pub enum BuildError {
     },
     /// No route was registered, so nothing would ever be recorded.
     NoRoutes,
+    /// A route marked [`grpc`](crate::Route::grpc) is not of the shape
+    /// `/Service/Method`.
+    NotAGrpcTemplate {
+        /// The template as given.
+        template: String,
+    },
     /// The value given to
     /// [`record_unmatched_as`](crate::Builder::record_unmatched_as) is empty,
     /// too long or holds control characters.
@@ -270,6 +276,11 @@ impl fmt::Display for BuildError {
                 f,
                 "no route registered, so nothing would be recorded; add one with \
                  `.route(Route::new(\"/path\"))`"
+            ),
+            Self::NotAGrpcTemplate { template } => write!(
+                f,
+                "route {template:?} is marked as gRPC, but gRPC paths are \
+                 `/package.Service/Method`: write the method's path, one route per method"
             ),
             Self::InvalidUnmatchedValue { value } => write!(
                 f,

@@ -1,17 +1,22 @@
 //! The response future: finishes the record when the inner future is
-//! ready, fails, panics or is dropped.
+//! ready, fails, panics or is dropped, or hands it on to the response body.
 
 use std::{
     fmt,
     future::Future,
     pin::Pin,
-    task::{Context, Poll},
+    task::{ready, Context, Poll},
 };
 
 use http::Response;
+use http_body::Body;
 use pin_project_lite::pin_project;
 
-use crate::{labels::Status, recorder::Pending, ClientId};
+use crate::{
+    body::{ResponseBody, Tracker},
+    labels::Status,
+    recorder::{Pending, Tally},
+};
 
 pin_project! {
     /// Response future of [`RequestMetrics`](crate::RequestMetrics).
@@ -19,6 +24,9 @@ pin_project! {
     /// Records the request exactly once: when the inner future is ready
     /// (with the response's status, or 500 for an error), or when this
     /// future is dropped first (499, or 500 if the inner service panicked).
+    /// A request recorded at the end of its body (see
+    /// [`RecordingPoint`](crate::RecordingPoint), and gRPC calls) is handed
+    /// on to the [`ResponseBody`].
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
@@ -35,29 +43,29 @@ impl<F> ResponseFuture<F> {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if !this.guard.is_pending() {
-            // Not recorded (an unmatched path), or recorded already.
-            return this.inner.poll(cx);
+        if !this.guard.is_active() {
+            // Not recorded (an unmatched path): only the body type changes.
+            let result = ready!(this.inner.poll(cx));
+            return Poll::Ready(
+                result.map(|response| response.map(|body| ResponseBody::new(body, None))),
+            );
         }
         let inner = this.inner;
-        let poll = this.guard.run_user_code(|_| inner.poll(cx));
-        let result = match poll {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(result) => result,
-        };
-        match &result {
-            Ok(response) => this.guard.finish(
-                Status::of(response.status()),
-                response.extensions().get::<ClientId>(),
-            ),
-            Err(_) => this.guard.finish(Status::INTERNAL_SERVER_ERROR, None),
-        }
-        Poll::Ready(result)
+        let result = ready!(this.guard.run_user_code(|_| inner.poll(cx)));
+        Poll::Ready(match result {
+            Ok(response) => Ok(this.guard.respond(response)),
+            Err(error) => {
+                this.guard.fail();
+                Err(error)
+            }
+        })
     }
 }
 
@@ -70,32 +78,39 @@ impl<F> fmt::Debug for ResponseFuture<F> {
     }
 }
 
-/// Records on drop what was not recorded on completion.
+/// Records on drop what was not recorded on completion, and ends the tally
+/// of a request that never got a body.
 ///
 /// A plain field rather than a pinned drop: it needs no pinning, and it is
 /// also dropped when the inner service's `call` unwinds, before any future
 /// exists.
 pub(crate) struct Guard {
-    /// `Some` until the request is recorded; `None` for paths that are not
-    /// recorded at all.
+    /// `Some` until the request is recorded or handed on to the body; `None`
+    /// for paths that are not recorded at all.
     pending: Option<Pending>,
+    /// The in-flight gauge and byte count, handed on to the body.
+    tally: Option<Tally>,
+    /// Whether requests are recorded at the end of their body.
+    at_body_end: bool,
     /// Set while user code (the inner service's `call` or `poll`, the client
     /// id reader) runs, so a drop with it set means that code panicked.
     in_user_code: bool,
 }
 
 impl Guard {
-    pub(crate) fn new(pending: Option<Pending>) -> Self {
+    pub(crate) fn new(pending: Option<Pending>, tally: Option<Tally>, at_body_end: bool) -> Self {
         Self {
             pending,
+            tally,
+            at_body_end,
             in_user_code: false,
         }
     }
 
-    /// Whether the request is still to be recorded.
+    /// Whether anything is left to record or count.
     #[inline]
-    pub(crate) fn is_pending(&self) -> bool {
-        self.pending.is_some()
+    fn is_active(&self) -> bool {
+        self.pending.is_some() || self.tally.is_some()
     }
 
     /// Runs user code that may panic: if it does, the guard is dropped in
@@ -108,10 +123,34 @@ impl Guard {
         result
     }
 
-    fn finish(&mut self, status: Status, client: Option<&ClientId>) {
-        if let Some(pending) = self.pending.take() {
-            pending.finish(status, client);
+    /// Records the request with its response head, or hands the record on
+    /// to the body.
+    #[inline]
+    fn respond<B: Body>(&mut self, response: Response<B>) -> Response<ResponseBody<B>> {
+        if let (Some(pending), None, false) = (&self.pending, &self.tally, self.at_body_end) {
+            if !pending.is_grpc() {
+                // The common case: recorded now, nothing left for the body.
+                if let Some(pending) = self.pending.take() {
+                    pending.finish(Status::of(response.status()), response.extensions().get());
+                }
+                return response.map(|body| ResponseBody::new(body, None));
+            }
         }
+        let tracker = Tracker::for_response(
+            self.pending.take(),
+            self.tally.take(),
+            self.at_body_end,
+            &response,
+        );
+        response.map(|body| ResponseBody::new(body, tracker))
+    }
+
+    /// Records an inner error: 500 (`UNKNOWN` for a gRPC call).
+    fn fail(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            pending.finish_unanswered(false);
+        }
+        self.tally = None;
     }
 }
 
@@ -121,12 +160,8 @@ impl Drop for Guard {
         // second panic aborts the process. Recording only does atomic adds
         // and, at worst, claims a client slot.
         if let Some(pending) = self.pending.take() {
-            let status = if self.in_user_code || std::thread::panicking() {
-                Status::INTERNAL_SERVER_ERROR
-            } else {
-                Status::CLIENT_CLOSED_REQUEST
-            };
-            pending.finish(status, None);
+            let panicked = self.in_user_code || std::thread::panicking();
+            pending.finish_unanswered(!panicked);
         }
     }
 }

@@ -8,6 +8,7 @@ use tower_layer::Layer;
 
 use crate::{
     client_id::{ClientTable, MAX_CLIENT_IDS_LIMIT, MAX_CLIENT_ID_LEN_LIMIT},
+    grpc::split_template,
     labels::Status,
     recorder::{seconds_to_ns, Recorder, RecorderConfig, RoutePreinit},
     routes::{Route, Routes},
@@ -37,6 +38,22 @@ pub const MAX_BUCKETS: usize = 64;
 
 /// The most shards a layer can have.
 pub const MAX_SHARDS: usize = 1024;
+
+/// Where a request ends, for the duration histogram and the moment it is
+/// counted; see [`Builder::recording_point`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordingPoint {
+    /// When the response head is ready (the default, as CTMS does): the
+    /// duration is the time to the first byte of the answer, and a streamed
+    /// body is not waited for.
+    #[default]
+    ResponseHead,
+    /// When the response body ends: its last frame or its trailers, or the
+    /// body dropped early (the client went away: 499) or failing (500). The
+    /// duration covers the whole stream.
+    BodyEnd,
+}
 
 /// A [`Layer`] that wraps services in [`RequestMetrics`].
 ///
@@ -107,6 +124,9 @@ pub struct Builder {
     client_id_from_request: Option<ClientIdFromRequest>,
     unmatched: Option<String>,
     shards: Option<usize>,
+    recording_point: RecordingPoint,
+    in_flight: bool,
+    response_bytes: bool,
 }
 
 impl Default for Builder {
@@ -121,6 +141,9 @@ impl Default for Builder {
             client_id_from_request: None,
             unmatched: None,
             shards: None,
+            recording_point: RecordingPoint::ResponseHead,
+            in_flight: false,
+            response_bytes: false,
         }
     }
 }
@@ -267,6 +290,40 @@ impl Builder {
         self
     }
 
+    /// Sets where a request ends (default: when its response head is ready,
+    /// as in CTMS). gRPC calls end at the end of their body whatever this
+    /// says, since their status comes in the trailers.
+    #[must_use]
+    pub fn recording_point(mut self, point: RecordingPoint) -> Self {
+        self.recording_point = point;
+        self
+    }
+
+    /// Keeps `<namespace>_requests_in_flight{method, path_template}`: raised
+    /// when a request arrives, lowered when its response body ends or is
+    /// dropped, or the request fails, panics or is abandoned, whatever the
+    /// recording point. The registered routes' listed methods start at zero.
+    #[must_use]
+    pub fn in_flight(mut self, enabled: bool) -> Self {
+        self.in_flight = enabled;
+        self
+    }
+
+    /// Counts `<namespace>_response_body_bytes_total{method, path_template}`:
+    /// the bytes of the response body's data frames as they are sent (not
+    /// `Content-Length`, not the size hint), added when the body ends or is
+    /// dropped.
+    ///
+    /// A counter rather than a histogram: one series per route and method
+    /// gives the throughput (`rate()`) and the mean size (divided by
+    /// `requests_total`) for one atomic add per request, where a size
+    /// histogram would multiply the series by its buckets.
+    #[must_use]
+    pub fn response_bytes(mut self, enabled: bool) -> Self {
+        self.response_bytes = enabled;
+        self
+    }
+
     /// Checks the configuration, registers the metric families in
     /// `registry` and returns the layer.
     ///
@@ -285,6 +342,7 @@ impl Builder {
         let routes = self.route_table()?;
         let known = self.known_clients()?;
         let preinit = self.preinit(&routes)?;
+        let grpc_routes = self.grpc_routes(&routes)?;
         let recorder = Recorder::new(RecorderConfig {
             namespace: self.namespace,
             routes,
@@ -294,12 +352,16 @@ impl Builder {
             known_clients: known.count,
             overflow_listed: known.overflow_listed,
             shards,
+            grpc_routes,
+            in_flight: self.in_flight,
+            response_bytes: self.response_bytes,
         });
         recorder.register(registry)?;
         crate::clock::warm_up();
         Ok(RequestMetricsLayer {
             state: Arc::new(LayerState {
                 recorder,
+                at_body_end: self.recording_point == RecordingPoint::BodyEnd,
                 client_id_from_request: self.client_id_from_request,
             }),
         })
@@ -377,6 +439,23 @@ impl Builder {
         })
     }
 
+    /// Which routes are gRPC routes, by route id: templates of the shape
+    /// `/package.Service/Method`, or any `/Service/Method` marked
+    /// [`grpc`](Route::grpc).
+    fn grpc_routes(&self, routes: &Routes) -> Result<Vec<bool>, BuildError> {
+        let mut grpc = vec![false; routes.len()];
+        for (id, route) in routes.ids().zip(&self.routes) {
+            let split = split_template(&route.template, route.grpc).is_some();
+            if route.grpc && !split {
+                return Err(BuildError::NotAGrpcTemplate {
+                    template: route.template.clone(),
+                });
+            }
+            grpc[id.index()] = split;
+        }
+        Ok(grpc)
+    }
+
     /// The series each route lists, by route id.
     fn preinit(&self, routes: &Routes) -> Result<Vec<Option<Box<RoutePreinit>>>, BuildError> {
         let mut preinit = vec![None; routes.len()];
@@ -423,6 +502,9 @@ impl fmt::Debug for Builder {
             )
             .field("unmatched", &self.unmatched)
             .field("shards", &self.shards)
+            .field("recording_point", &self.recording_point)
+            .field("in_flight", &self.in_flight)
+            .field("response_bytes", &self.response_bytes)
             .finish()
     }
 }

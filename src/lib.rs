@@ -249,11 +249,13 @@
 #![forbid(unsafe_code)]
 
 mod bits;
+mod body;
 mod client_id;
 mod clock;
 mod error;
 mod exporter;
 mod future;
+mod grpc;
 mod labels;
 mod layer;
 mod recorder;
@@ -265,6 +267,7 @@ mod service;
 #[cfg(test)]
 mod test_helpers;
 
+pub use body::ResponseBody;
 pub use client_id::{ClientId, MAX_CLIENT_IDS_LIMIT, MAX_CLIENT_ID_LEN_LIMIT};
 pub use error::BuildError;
 pub use exporter::{
@@ -272,7 +275,7 @@ pub use exporter::{
 };
 pub use future::ResponseFuture;
 pub use layer::{
-    Builder, RequestMetricsLayer, DEFAULT_BUCKETS, DEFAULT_MAX_CLIENT_IDS,
+    Builder, RecordingPoint, RequestMetricsLayer, DEFAULT_BUCKETS, DEFAULT_MAX_CLIENT_IDS,
     DEFAULT_MAX_CLIENT_ID_LEN, DEFAULT_NAMESPACE, MAX_BUCKETS, MAX_NAMESPACE_LEN, MAX_SHARDS,
 };
 pub use routes::{Route, MAX_TEMPLATE_LEN, MAX_TEMPLATE_PARAMS};

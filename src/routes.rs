@@ -30,6 +30,7 @@ pub struct Route {
     pub(crate) methods: Vec<Method>,
     pub(crate) statuses: Vec<u16>,
     pub(crate) api: bool,
+    pub(crate) grpc: bool,
 }
 
 impl Route {
@@ -40,6 +41,7 @@ impl Route {
             methods: Vec::new(),
             statuses: Vec::new(),
             api: false,
+            grpc: false,
         }
     }
 
@@ -66,6 +68,20 @@ impl Route {
     #[must_use]
     pub fn api(mut self) -> Self {
         self.api = true;
+        self
+    }
+
+    /// Marks this route as a gRPC method, `/Service/Method`, for a service
+    /// without a package. Templates of the shape `/package.Service/Method`
+    /// are gRPC routes without it. A gRPC call on a gRPC route is recorded
+    /// with its gRPC status (see the [crate docs](crate#grpc)); its
+    /// `grpc_requests_total` series start at zero for every code.
+    ///
+    /// A template that is not two plain segments is a
+    /// [`BuildError::NotAGrpcTemplate`].
+    #[must_use]
+    pub fn grpc(mut self) -> Self {
+        self.grpc = true;
         self
     }
 

@@ -4,7 +4,10 @@
 
 use prometheus::proto::MetricType;
 
-use crate::labels::{MethodLabel, Status, StatusFamily};
+use crate::{
+    grpc::GrpcCode,
+    labels::{MethodLabel, Status, StatusFamily},
+};
 
 /// `method` values, by [`MethodLabel`] index.
 const METHOD_VALUES: [&str; MethodLabel::COUNT] = [
@@ -19,6 +22,32 @@ const FAMILY_VALUES: [&str; StatusFamily::COUNT] = [
 /// The `client_id` value of ids past the caps, or that cannot be label
 /// values.
 pub(crate) const OTHER_CLIENT_ID: &str = "__other__";
+
+/// `grpc_code` values, by gRPC code: the canonical upper-case names.
+const GRPC_CODE_VALUES: [&str; GrpcCode::COUNT] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// The `grpc_code` value of a gRPC code.
+pub(crate) fn grpc_code_value(code: GrpcCode) -> &'static str {
+    GRPC_CODE_VALUES[code.index()]
+}
 
 /// The `method` value of a method label.
 pub(crate) fn method_value(method: MethodLabel) -> &'static str {
@@ -49,6 +78,9 @@ pub(crate) const PATH_TEMPLATE: &str = "path_template";
 pub(crate) const STATUS_CODE: &str = "status_code";
 pub(crate) const STATUS_CODE_FAMILY: &str = "status_code_family";
 pub(crate) const CLIENT_ID: &str = "client_id";
+pub(crate) const GRPC_CODE: &str = "grpc_code";
+pub(crate) const GRPC_METHOD: &str = "grpc_method";
+pub(crate) const GRPC_SERVICE: &str = "grpc_service";
 
 /// Every label name the layer's families use, and `le`, which the encoder
 /// adds to histogram buckets: a registry's constant label must be none of
@@ -59,6 +91,9 @@ pub(crate) const RESERVED_LABELS: &[&str] = &[
     STATUS_CODE,
     STATUS_CODE_FAMILY,
     CLIENT_ID,
+    GRPC_CODE,
+    GRPC_METHOD,
+    GRPC_SERVICE,
     "le",
 ];
 
@@ -73,10 +108,17 @@ pub(crate) enum Family {
     Api,
     /// `<namespace>_requests_unmatched_total`
     Unmatched,
+    /// `<namespace>_grpc_requests_total`
+    Grpc,
+    /// `<namespace>_requests_in_flight`
+    InFlight,
+    /// `<namespace>_response_body_bytes_total`
+    ResponseBytes,
 }
 
 impl Family {
-    pub(crate) const ALL: [Self; 4] = [Self::Duration, Self::Total, Self::Api, Self::Unmatched];
+    /// The families every layer registers.
+    pub(crate) const ALWAYS: [Self; 4] = [Self::Duration, Self::Total, Self::Api, Self::Unmatched];
 
     /// The name after `<namespace>_`.
     pub(crate) fn suffix(self) -> &'static str {
@@ -85,6 +127,9 @@ impl Family {
             Self::Total => "requests_total",
             Self::Api => "api_requests_total",
             Self::Unmatched => "requests_unmatched_total",
+            Self::Grpc => "grpc_requests_total",
+            Self::InFlight => "requests_in_flight",
+            Self::ResponseBytes => "response_body_bytes_total",
         }
     }
 
@@ -98,13 +143,21 @@ impl Family {
                 "Total count of API requests by method, path, client ID, and status code family"
             }
             Self::Unmatched => "Total count of requests whose path matched no route template.",
+            Self::Grpc => "Total count of gRPC calls by gRPC status code, service and method.",
+            Self::InFlight => "Requests received and not yet answered, by method and path.",
+            Self::ResponseBytes => {
+                "Total bytes of response bodies sent, by method and path (as carried by the body's frames)."
+            }
         }
     }
 
     pub(crate) fn metric_type(self) -> MetricType {
         match self {
             Self::Duration => MetricType::HISTOGRAM,
-            Self::Total | Self::Api | Self::Unmatched => MetricType::COUNTER,
+            Self::Total | Self::Api | Self::Unmatched | Self::Grpc | Self::ResponseBytes => {
+                MetricType::COUNTER
+            }
+            Self::InFlight => MetricType::GAUGE,
         }
     }
 
@@ -115,6 +168,8 @@ impl Family {
             Self::Total => &[METHOD, PATH_TEMPLATE, STATUS_CODE, STATUS_CODE_FAMILY],
             Self::Api => &[CLIENT_ID, METHOD, PATH_TEMPLATE, STATUS_CODE_FAMILY],
             Self::Unmatched => &[],
+            Self::Grpc => &[GRPC_CODE, GRPC_METHOD, GRPC_SERVICE],
+            Self::InFlight | Self::ResponseBytes => &[METHOD, PATH_TEMPLATE],
         }
     }
 
@@ -127,10 +182,11 @@ impl Family {
                 .iter()
                 .map(|suffix| format!("{name}{suffix}"))
                 .collect(),
-            Self::Total | Self::Api | Self::Unmatched => name
+            Self::Total | Self::Api | Self::Unmatched | Self::Grpc | Self::ResponseBytes => name
                 .strip_suffix("_total")
                 .map(|family| vec![family.to_owned()])
                 .unwrap_or_default(),
+            Self::InFlight => Vec::new(),
         }
     }
 }

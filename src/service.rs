@@ -9,7 +9,11 @@ use std::{
 use http::{HeaderMap, Request, Response};
 use tower_service::Service;
 
-use crate::{future::Guard, recorder::Recorder, ResponseFuture};
+use http_body::Body;
+
+use crate::{
+    body::ResponseBody, future::Guard, grpc::is_grpc_request, recorder::Recorder, ResponseFuture,
+};
 
 /// Reads a client id from request headers, for apps whose front proxy has
 /// already authenticated the caller.
@@ -20,6 +24,8 @@ pub(crate) type ClientIdFromRequest =
 /// user's client id reader.
 pub(crate) struct LayerState {
     pub(crate) recorder: Arc<Recorder>,
+    /// Whether requests are recorded at the end of their response body.
+    pub(crate) at_body_end: bool,
     pub(crate) client_id_from_request: Option<ClientIdFromRequest>,
 }
 
@@ -70,8 +76,9 @@ impl<S> RequestMetrics<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestMetrics<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -82,11 +89,16 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let state = &*self.state;
-        let Some(pending) = state.recorder.start(request.uri().path(), request.method()) else {
+        let Some((mut pending, tally)) =
+            state.recorder.start(request.uri().path(), request.method())
+        else {
             // Not recorded: nothing to guard.
-            return ResponseFuture::new(self.inner.call(request), Guard::new(None));
+            return ResponseFuture::new(self.inner.call(request), Guard::new(None, None, false));
         };
-        let mut guard = Guard::new(Some(pending));
+        if pending.on_grpc_route() && is_grpc_request(request.headers()) {
+            pending.set_grpc();
+        }
+        let mut guard = Guard::new(Some(pending), tally, state.at_body_end);
         if let Some(read) = &state.client_id_from_request {
             // A panic in the user's reader is recorded as 500, like one in
             // the inner service.
@@ -159,9 +171,10 @@ mod tests {
 
     fn respond_with(
         status: u16,
-    ) -> impl Fn(Request<()>) -> std::future::Ready<Result<Response<()>, Infallible>> + Clone {
+    ) -> impl Fn(Request<()>) -> std::future::Ready<Result<Response<String>, Infallible>> + Clone
+    {
         move |_| {
-            let mut response = Response::new(());
+            let mut response = Response::new(String::new());
             *response.status_mut() = StatusCode::from_u16(status).unwrap();
             std::future::ready(Ok(response))
         }
@@ -191,7 +204,7 @@ mod tests {
     async fn inner_error_counts_as_500() {
         let registry = Registry::new();
         let service = layer(&registry).layer(service_fn(|_: Request<()>| async {
-            Err::<Response<()>, _>("boom")
+            Err::<Response<String>, _>("boom")
         }));
         let error = service
             .oneshot(request(Method::POST, "/"))
@@ -210,7 +223,7 @@ mod tests {
         let mut service = layer(&registry).layer(service_fn(|_: Request<()>| {
             panic!("handler exploded");
             #[allow(unreachable_code)]
-            std::future::ready(Ok::<_, Infallible>(Response::new(())))
+            std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
         }));
         let result = catch_unwind(AssertUnwindSafe(|| service.call(request(Method::GET, "/"))));
         assert!(result.is_err());
@@ -226,7 +239,7 @@ mod tests {
         let mut service = layer(&registry).layer(service_fn(|_: Request<()>| async {
             panic!("handler exploded");
             #[allow(unreachable_code)]
-            Ok::<_, Infallible>(Response::new(()))
+            Ok::<_, Infallible>(Response::new(String::new()))
         }));
         let mut future = Box::pin(service.call(request(Method::GET, "/items/1")));
         let polled = catch_unwind(AssertUnwindSafe(|| {
@@ -251,7 +264,7 @@ mod tests {
         let registry = Registry::new();
         let mut service = layer(&registry).layer(service_fn(|_: Request<()>| async {
             pending::<()>().await;
-            Ok::<_, Infallible>(Response::new(()))
+            Ok::<_, Infallible>(Response::new(String::new()))
         }));
         let mut future = Box::pin(service.call(request(Method::DELETE, "/items/7")));
         let first = poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx).is_pending())).await;
@@ -355,7 +368,7 @@ mod tests {
             .build(&registry)
             .unwrap();
         let service = layer.layer(service_fn(|request: Request<()>| async move {
-            let mut response = Response::new(());
+            let mut response = Response::new(String::new());
             if request.headers().contains_key("x-auth") {
                 response
                     .extensions_mut()
@@ -400,7 +413,7 @@ mod tests {
             .unwrap();
         let mut service = layer.layer(service_fn(|_: Request<()>| async {
             pending::<()>().await;
-            Ok::<_, Infallible>(Response::new(()))
+            Ok::<_, Infallible>(Response::new(String::new()))
         }));
         let request = Request::builder().uri("/").header("x-client", "c1");
         drop(service.call(request.body(()).unwrap()));
@@ -419,7 +432,7 @@ mod tests {
             .build(&registry)
             .unwrap();
         let service = layer.layer(service_fn(|request: Request<()>| async move {
-            let mut response = Response::new(());
+            let mut response = Response::new(String::new());
             let id = request.uri().query().unwrap_or_default().to_owned();
             response.extensions_mut().insert(ClientId::new(id));
             Ok::<_, Infallible>(response)
@@ -453,7 +466,7 @@ mod tests {
         let service = layer.layer(service_fn(|_: Request<()>| async {
             // The duration under test, not a synchronisation.
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-            Ok::<_, Infallible>(Response::new(()))
+            Ok::<_, Infallible>(Response::new(String::new()))
         }));
         service
             .oneshot(request(Method::GET, "/slow"))
@@ -486,8 +499,8 @@ mod tests {
     #[allow(clippy::needless_pass_by_value)] // the signature of a service_fn
     fn respond_with_auth(
         request: Request<()>,
-    ) -> std::future::Ready<Result<Response<()>, Infallible>> {
-        let mut response = Response::new(());
+    ) -> std::future::Ready<Result<Response<String>, Infallible>> {
+        let mut response = Response::new(String::new());
         if let Some(id) = request.headers().get("x-auth") {
             let id = id.to_str().unwrap().to_owned();
             response.extensions_mut().insert(ClientId::new(id));
@@ -571,7 +584,7 @@ mod tests {
             .build(&registry)
             .unwrap();
         let service = layer.layer(service_fn(|request: Request<()>| async move {
-            let mut response = Response::new(());
+            let mut response = Response::new(String::new());
             if let Some(id) = request.uri().query() {
                 let id = id
                     .replace("CR", "\r")
@@ -642,9 +655,9 @@ mod tests {
     }
 
     impl Service<Request<()>> for SlowToBeReady {
-        type Response = Response<()>;
+        type Response = Response<String>;
         type Error = Infallible;
-        type Future = std::future::Ready<Result<Response<()>, Infallible>>;
+        type Future = std::future::Ready<Result<Response<String>, Infallible>>;
 
         fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
             if self.pending_polls == 0 {
@@ -657,7 +670,7 @@ mod tests {
 
         fn call(&mut self, _: Request<()>) -> Self::Future {
             assert_eq!(self.pending_polls, 0, "called before it was ready");
-            std::future::ready(Ok(Response::new(())))
+            std::future::ready(Ok(Response::new(String::new())))
         }
     }
 

@@ -61,16 +61,16 @@ struct Inner {
 }
 
 impl Service<Request<()>> for Inner {
-    type Response = Response<()>;
+    type Response = Response<String>;
     type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
+    type Future = Ready<Result<Response<String>, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, _: Request<()>) -> Self::Future {
-        let mut response = Response::new(());
+        let mut response = Response::new(String::new());
         if let Some(client) = &self.client {
             response.extensions_mut().insert(client.clone());
         }
@@ -88,7 +88,7 @@ impl Wake for NoWake {
 /// the building of the requests themselves.
 fn allocations_for<S>(service: &mut S, requests: Vec<Request<()>>) -> u64
 where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+    S: Service<Request<()>, Error = Infallible>,
 {
     let waker = Waker::from(Arc::new(NoWake));
     let mut cx = Context::from_waker(&waker);

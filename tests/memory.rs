@@ -117,7 +117,7 @@ fn an_idle_layer_with_many_routes_and_shards_is_small() {
     // One request: that route's group directory, one group's shard
     // pointers, one shard's cells; the crate docs' figures.
     let mut service = layer.layer(tower::service_fn(|_: Request<()>| async {
-        Ok::<_, Infallible>(Response::new(()))
+        Ok::<_, Infallible>(Response::new(String::new()))
     }));
     let mut request = |path: &str| {
         let future = service.call(Request::get(path).body(()).unwrap());
@@ -143,7 +143,7 @@ fn memory_grows_with_the_groups_touched() {
         .build(&registry)
         .unwrap();
     let mut service = layer.layer(tower::service_fn(|request: Request<()>| async move {
-        let mut response = Response::new(());
+        let mut response = Response::new(String::new());
         *response.status_mut() =
             StatusCode::from_u16(request.uri().query().unwrap_or("200").parse().unwrap()).unwrap();
         Ok::<_, Infallible>(response)
@@ -237,9 +237,9 @@ struct Plan {
 struct Inner;
 
 impl Service<Request<()>> for Inner {
-    type Response = Response<()>;
+    type Response = Response<String>;
     type Error = &'static str;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<()>, &'static str>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<String>, &'static str>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -253,7 +253,7 @@ impl Service<Request<()>> for Inner {
             Ending::Error => Box::pin(async { Err("flood: error") }),
             Ending::Drop => Box::pin(std::future::pending()),
             Ending::Respond(code) => Box::pin(async move {
-                let mut response = Response::new(());
+                let mut response = Response::new(String::new());
                 *response.status_mut() = StatusCode::from_u16(code).unwrap();
                 if let Some(id) = plan.response_client {
                     response.extensions_mut().insert(ClientId::new(id));
@@ -295,7 +295,7 @@ const CLIENT_IDS: [&str; 12] = [
 ];
 
 fn flood(
-    service: &mut impl Service<Request<()>, Response = Response<()>, Error = &'static str>,
+    service: &mut impl Service<Request<()>, Error = &'static str>,
     rng: &mut Rng,
     requests: u64,
     expected: &mut Expected,

@@ -52,16 +52,16 @@ const REQUESTS: u64 = 50_000;
 struct Bare;
 
 impl Service<Request<()>> for Bare {
-    type Response = Response<()>;
+    type Response = Response<String>;
     type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
+    type Future = Ready<Result<Response<String>, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(())))
+        ready(Ok(Response::new(String::new())))
     }
 }
 
@@ -101,7 +101,7 @@ fn request(path: &str, client: bool) -> Request<()> {
 #[inline(never)]
 fn run_requests<S>(service: &mut S, template: &Request<()>, n: u64)
 where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+    S: Service<Request<()>, Error = Infallible>,
 {
     let waker = Waker::from(Arc::new(NoWake));
     let mut cx = Context::from_waker(&waker);
@@ -121,7 +121,7 @@ where
 
 fn time<S>(service: &mut S, template: &Request<()>) -> Duration
 where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+    S: Service<Request<()>, Error = Infallible>,
 {
     let start = Instant::now();
     run_requests(service, template, REQUESTS);

@@ -83,16 +83,16 @@ const CASES: [(&str, &str, bool); 3] = [
 struct Bare;
 
 impl Service<Request<()>> for Bare {
-    type Response = Response<()>;
+    type Response = Response<String>;
     type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
+    type Future = Ready<Result<Response<String>, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(())))
+        ready(Ok(Response::new(String::new())))
     }
 }
 
@@ -178,9 +178,10 @@ where
 
 /// One request through an axum `service`, then its body, as a server
 /// would: read to the end unless it says it is empty, then dropped.
-fn serve_axum<S>(service: &mut S, request: Request<Body>) -> StatusCode
+fn serve_axum<S, B>(service: &mut S, request: Request<Body>) -> StatusCode
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
+    B: HttpBody + Unpin,
 {
     let response = serve(service, request);
     let status = response.status();
@@ -222,7 +223,7 @@ fn assert_ctms(name: &str, text: &str) {
 fn checked<L>(name: &str, make: fn(&Registry) -> L) -> L
 where
     L: Layer<Bare>,
-    L::Service: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+    L::Service: Service<Request<()>, Error = Infallible>,
 {
     let registry = Registry::new();
     let layer = make(&registry);
@@ -240,7 +241,7 @@ fn bench<S>(
     mut service: S,
     template: &Request<()>,
 ) where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+    S: Service<Request<()>, Error = Infallible>,
 {
     group.bench_function(id, |b| {
         b.iter_batched(
@@ -254,7 +255,7 @@ fn bench<S>(
 fn bench_cases<L>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, layer: &L)
 where
     L: Layer<Bare>,
-    L::Service: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+    L::Service: Service<Request<()>, Error = Infallible>,
 {
     for (case, path, client) in CASES {
         let template = request(path, client);
@@ -290,7 +291,7 @@ fn tower_group(c: &mut Criterion) {
 fn run_threads<S, F>(threads: usize, iters: u64, make: F) -> Duration
 where
     F: Fn() -> S,
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible> + Send,
+    S: Service<Request<()>, Error = Infallible> + Send,
 {
     let services: Vec<S> = (0..threads).map(|_| make()).collect();
     let start = Instant::now();
@@ -346,14 +347,15 @@ fn app() -> Router {
 /// Times one request and its response body through `router`; copying the
 /// request is not timed. With a `handle`, runs axum-prometheus's upkeep
 /// every 1024 requests, also untimed.
-fn bench_axum<S>(
+fn bench_axum<S, B>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     id: BenchmarkId,
     mut router: S,
     template: &Request<()>,
     handle: Option<&PrometheusHandle>,
 ) where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
+    B: HttpBody + Unpin,
 {
     let mut copies = 0u32;
     group.bench_function(id, |b| {

@@ -51,12 +51,11 @@ use axum::routing::{get, get_service};
 use axum::Router;
 use prometheus::Registry;
 use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::util::Either;
 use tower::Layer as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_prometheus::{
-    BuildError, MetricsExporter, RequestMetrics, RequestMetricsLayer, Route,
-    DEFAULT_MAX_CLIENT_IDS, DEFAULT_MAX_CLIENT_ID_LEN,
+    BuildError, MetricsExporter, RequestMetricsLayer, Route, DEFAULT_MAX_CLIENT_IDS,
+    DEFAULT_MAX_CLIENT_ID_LEN,
 };
 
 use crate::config::{bind, Settings};
@@ -119,13 +118,14 @@ struct Config {
     /// `Some` when `/metrics` is served on the public listener too.
     public_metrics: Option<Registry>,
     max_in_flight: usize,
+    header_read_timeout: std::time::Duration,
 }
 
 /// The public routes. Authentication wraps the panic catcher, so the 500 of a
 /// caught panic still carries the `ClientId`; it also runs before axum's 405 for
 /// the API paths. Around each route, the in-flight limit, then the request log
 /// (which sees the time spent waiting for a slot). The metrics layer goes around
-/// the whole router ([`Config::with_metrics`]).
+/// the whole router ([`Config::serve`]).
 fn app(state: AppState, config: &Config) -> Router {
     let api = Router::new()
         .route("/ctms", get(search_contacts).post(create_contact))
@@ -171,17 +171,28 @@ fn metrics_app(registry: Registry, config: &Config) -> Router {
     config.with_log(private)
 }
 
-/// A router with the metrics layer around it (unless it is switched off).
-type Instrumented = Either<RequestMetrics<Router>, Router>;
-
 impl Config {
-    /// Wraps the whole router in the metrics layer: one tower service, which
-    /// is cheaper than `Router::layer` (that boxes and clones each route's
-    /// service on every request) and sees every answer, 404s and 405s included.
-    fn with_metrics(&self, router: Router) -> Instrumented {
+    /// Serves `router` with the metrics layer wrapped around it as one tower
+    /// service (unless metrics are switched off), which is cheaper than
+    /// `Router::layer` (that boxes and clones each route's service on every
+    /// request) and sees every answer, 404s and 405s included.
+    async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        router: Router,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
         match &self.layer {
-            Some(layer) => Either::Left(layer.layer(router)),
-            None => Either::Right(router),
+            Some(layer) => {
+                serve::serve(
+                    listener,
+                    layer.layer(router),
+                    self.header_read_timeout,
+                    shutdown,
+                )
+                .await
+            }
+            None => serve::serve(listener, router, self.header_read_timeout, shutdown).await,
         }
     }
 
@@ -228,7 +239,6 @@ async fn run() -> Result<(), String> {
     let registry = Registry::new();
     let layer = metrics_layer(&registry, &settings.clients)
         .map_err(|err| format!("cannot build the metrics layer: {err}"))?;
-    let header_read_timeout = settings.header_read_timeout;
     let metrics_addr = settings.metrics_addr;
     let addr = settings.addr;
     let state = AppState {
@@ -241,6 +251,7 @@ async fn run() -> Result<(), String> {
         log_requests: settings.log_requests,
         public_metrics: metrics_addr.is_none().then(|| registry.clone()),
         max_in_flight: settings.max_in_flight,
+        header_read_timeout: settings.header_read_timeout,
     };
     let shutdown =
         shutdown_signal().map_err(|err| format!("cannot install signal handlers: {err}"))?;
@@ -273,12 +284,7 @@ async fn run() -> Result<(), String> {
             let _ = stop_tx.send(true);
         }
     });
-    let public = serve::serve(
-        listener,
-        config.with_metrics(app(state, &config)),
-        header_read_timeout,
-        stopped(stop_rx.clone()),
-    );
+    let public = config.serve(listener, app(state, &config), stopped(stop_rx.clone()));
     let public = async {
         public.await;
         let _ = stop_tx.send(true);
@@ -287,10 +293,9 @@ async fn run() -> Result<(), String> {
     match private {
         None => public.await,
         Some((metrics_listener, _)) => {
-            let private = serve::serve(
+            let private = config.serve(
                 metrics_listener,
-                config.with_metrics(metrics_app(registry, &config)),
-                header_read_timeout,
+                metrics_app(registry, &config),
                 stopped(stop_rx),
             );
             let private = async {

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::Request;
 use axum::response::Response;
 use hyper::body::Incoming;
@@ -22,17 +22,19 @@ use tower::Service;
 
 /// Serves `service` on `listener` until `shutdown` completes, then waits for
 /// the connections in progress to finish.
-pub(crate) async fn serve<S>(
+pub(crate) async fn serve<S, B>(
     listener: TcpListener,
     service: S,
     header_read_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) where
-    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

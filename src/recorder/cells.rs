@@ -15,12 +15,13 @@
 //! writes.
 
 use std::sync::{
-    atomic::{AtomicU64, Ordering},
+    atomic::{AtomicI64, AtomicU64, Ordering},
     OnceLock,
 };
 
 use crate::{
     client_id::ClientSlot,
+    grpc::GrpcCode,
     labels::{CodeSet, MethodLabel, Status, StatusFamily, CODES_PER_FAMILY},
     routes::RouteId,
     segmented::Segmented,
@@ -51,6 +52,9 @@ pub(super) struct Cells {
     /// One counter per client slot in use, created on the first API request
     /// and grown with the slots used.
     clients: OnceLock<Box<Segmented<AtomicU64>>>,
+    /// One counter per gRPC status code, created on the first gRPC call of
+    /// a gRPC route.
+    grpc: OnceLock<Box<[AtomicU64; GrpcCode::COUNT]>>,
 }
 
 impl Cells {
@@ -61,7 +65,23 @@ impl Cells {
             sum_ns: AtomicU64::new(0),
             buckets: (0..=buckets).map(|_| AtomicU64::new(0)).collect(),
             clients: OnceLock::new(),
+            grpc: OnceLock::new(),
         }
+    }
+
+    /// Counts a gRPC call's status code.
+    pub(super) fn add_grpc(&self, code: GrpcCode) {
+        let codes = self
+            .grpc
+            .get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
+        codes[code.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count of a gRPC status code.
+    pub(super) fn grpc(&self, code: GrpcCode) -> u64 {
+        self.grpc
+            .get()
+            .map_or(0, |codes| codes[code.index()].load(Ordering::Relaxed))
     }
 
     /// Adds one request. `bucket` is the index of its bucket, `client` its
@@ -146,9 +166,30 @@ impl Group {
     }
 }
 
+/// What is kept per (route, method) rather than per group and shard:
+/// counts that change while a request runs, before its status is known.
+/// Not sharded: these are opt-in, and cost a shared cache line.
+#[derive(Debug, Default)]
+pub(super) struct MethodExtras {
+    /// Requests received and not yet finished.
+    pub(super) in_flight: AtomicI64,
+    /// Response body bytes sent.
+    pub(super) response_bytes: AtomicU64,
+}
+
 /// The groups of one route.
 struct RouteGroups {
     groups: [OnceLock<Box<Group>>; GROUPS_PER_ROUTE],
+    extras: [MethodExtras; MethodLabel::COUNT],
+}
+
+impl RouteGroups {
+    fn new() -> Self {
+        Self {
+            groups: std::array::from_fn(|_| OnceLock::new()),
+            extras: std::array::from_fn(|_| MethodExtras::default()),
+        }
+    }
 }
 
 /// Every route's groups.
@@ -185,6 +226,30 @@ impl Directory {
             .map(|g| &**g)
     }
 
+    /// The extras of (route, method), created with the route's groups on
+    /// first use.
+    #[inline]
+    pub(super) fn extras(&self, route: RouteId, method: MethodLabel) -> Option<&MethodExtras> {
+        let groups = self
+            .routes
+            .get(route.index())?
+            .get_or_init(|| Box::new(RouteGroups::new()));
+        groups.extras.get(method.index())
+    }
+
+    /// The extras of (route, method), if the route has been used.
+    pub(super) fn extras_in_use(
+        &self,
+        route: RouteId,
+        method: MethodLabel,
+    ) -> Option<&MethodExtras> {
+        self.routes
+            .get(route.index())?
+            .get()?
+            .extras
+            .get(method.index())
+    }
+
     /// Whether any request has been recorded on `route`.
     pub(super) fn route_in_use(&self, route: RouteId) -> bool {
         self.routes
@@ -203,11 +268,10 @@ impl Directory {
         family: StatusFamily,
         shard: usize,
     ) -> Option<&Cells> {
-        let groups = self.routes.get(route.index())?.get_or_init(|| {
-            Box::new(RouteGroups {
-                groups: std::array::from_fn(|_| OnceLock::new()),
-            })
-        });
+        let groups = self
+            .routes
+            .get(route.index())?
+            .get_or_init(|| Box::new(RouteGroups::new()));
         let group = groups
             .groups
             .get(group_offset(method, family))?

@@ -7,21 +7,30 @@
 //!
 //! - `requests_total`: method, template, status code;
 //! - `requests_duration_seconds`: method, template, status family;
-//! - `api_requests_total`: client id, then as the duration histogram.
+//! - `api_requests_total`: client id, then as the duration histogram;
+//! - `grpc_requests_total`: gRPC code name, gRPC method, gRPC service;
+//! - `requests_in_flight`, `response_body_bytes_total`: method, template.
 //!
 //! The method and template orders are fixed at build ([`Order`]); client
 //! ids are ranked at each scrape, since new ones arrive.
 
+use std::sync::atomic::Ordering;
+
 use prometheus::proto::{self, MetricFamily};
 
-use super::{cells::Cells, Recorder, Tables};
+use super::{
+    cells::{Cells, MethodExtras},
+    Recorder, Tables,
+};
 use crate::{
     client_id::ClientSlot,
+    grpc::{split_template, GrpcCode},
     labels::{CodeSet, MethodLabel, Status, StatusFamily},
     routes::{RouteId, Routes},
     schema::{
-        family_value, method_value, methods_in_value_order, status_code_value, Family, CLIENT_ID,
-        METHOD, PATH_TEMPLATE, STATUS_CODE, STATUS_CODE_FAMILY,
+        family_value, grpc_code_value, method_value, methods_in_value_order, status_code_value,
+        Family, CLIENT_ID, GRPC_CODE, GRPC_METHOD, GRPC_SERVICE, METHOD, PATH_TEMPLATE,
+        STATUS_CODE, STATUS_CODE_FAMILY,
     },
 };
 
@@ -65,6 +74,13 @@ impl Recorder {
             Family::Duration => self.collect_duration(),
             Family::Api => self.collect_api(),
             Family::Unmatched => vec![counter(Vec::new(), self.unmatched())],
+            Family::Grpc => self.collect_grpc(),
+            Family::InFlight => {
+                self.collect_extras(|extras| gauge_value(extras.in_flight.load(Ordering::Relaxed)))
+            }
+            Family::ResponseBytes => self.collect_extras(|extras| {
+                counter_value(extras.response_bytes.load(Ordering::Relaxed))
+            }),
         };
         let mut collected = MetricFamily::default();
         collected.set_name(self.name(family));
@@ -77,8 +93,85 @@ impl Recorder {
     fn unmatched(&self) -> u64 {
         self.shards
             .iter()
-            .map(|shard| shard.unmatched.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|shard| shard.unmatched.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// The gRPC family: every code of every gRPC route, pre-initialised,
+    /// summed over the route's groups and shards.
+    fn collect_grpc(&self) -> Vec<proto::Metric> {
+        let tables = &*self.tables;
+        // (method, service, route) in label order.
+        let mut routes: Vec<(&str, &str, RouteId)> = tables
+            .routes
+            .ids()
+            .filter(|route| {
+                tables
+                    .grpc_routes
+                    .get(route.index())
+                    .copied()
+                    .unwrap_or(false)
+            })
+            .filter_map(|route| {
+                let (service, method) = split_template(tables.routes.template(route), true)?;
+                Some((method, service, route))
+            })
+            .collect();
+        routes.sort_unstable();
+        let mut codes: Vec<GrpcCode> = GrpcCode::all().collect();
+        codes.sort_unstable_by_key(|&code| grpc_code_value(code));
+        let mut metrics = Vec::with_capacity(codes.len() * routes.len());
+        for &code in &codes {
+            for &(method, service, route) in &routes {
+                let count = MethodLabel::ALL
+                    .iter()
+                    .flat_map(|&m| StatusFamily::all().map(move |f| (m, f)))
+                    .filter_map(|(m, f)| tables.directory.group(route, m, f))
+                    .flat_map(|group| group.cells())
+                    .map(|cells| cells.grpc(code))
+                    .sum();
+                let labels = vec![
+                    label(GRPC_CODE, grpc_code_value(code)),
+                    label(GRPC_METHOD, method),
+                    label(GRPC_SERVICE, service),
+                ];
+                metrics.push(counter(labels, count));
+            }
+        }
+        metrics
+    }
+
+    /// A (method, path_template) family read from the extras: listed when
+    /// nonzero, or when the route lists the method (pre-initialised).
+    fn collect_extras(
+        &self,
+        value: impl Fn(&MethodExtras) -> (proto::Metric, bool),
+    ) -> Vec<proto::Metric> {
+        let tables = &*self.tables;
+        let mut metrics = Vec::new();
+        for &method in &self.order.methods {
+            for &route in self.order.routes.iter() {
+                let listed = tables
+                    .preinit
+                    .get(route.index())
+                    .and_then(Option::as_deref)
+                    .is_some_and(|preinit| preinit.lists_method(method));
+                let (mut metric, nonzero) = match tables.directory.extras_in_use(route, method) {
+                    Some(extras) => value(extras),
+                    None if listed => value(&MethodExtras::default()),
+                    None => continue,
+                };
+                if !nonzero && !listed {
+                    continue;
+                }
+                metric.set_label(vec![
+                    label(METHOD, method_value(method)),
+                    label(PATH_TEMPLATE, tables.routes.template(route)),
+                ]);
+                metrics.push(metric);
+            }
+        }
+        metrics
     }
 
     /// Calls `visit` for every group with cells or pre-initialised series,
@@ -272,6 +365,20 @@ fn label(name: &str, value: &str) -> proto::LabelPair {
     pair.set_name(name.to_owned());
     pair.set_value(value.to_owned());
     pair
+}
+
+/// A gauge metric without labels yet, and whether it is nonzero.
+fn gauge_value(value: i64) -> (proto::Metric, bool) {
+    let mut metric = proto::Metric::default();
+    let mut gauge = proto::Gauge::default();
+    gauge.set_value(value as f64);
+    metric.set_gauge(gauge);
+    (metric, value != 0)
+}
+
+/// A counter metric without labels yet, and whether it is nonzero.
+fn counter_value(count: u64) -> (proto::Metric, bool) {
+    (counter(Vec::new(), count), count != 0)
 }
 
 fn counter(labels: Vec<proto::LabelPair>, count: u64) -> proto::Metric {

@@ -49,7 +49,7 @@ fn register_all(
     let invalid = |_| BuildError::InvalidNamespace {
         namespace: recorder.namespace.clone(),
     };
-    for family in Family::ALL {
+    for family in recorder.families() {
         let name = recorder.name(family);
         let collector = FamilyCollector::new(recorder.clone(), family).map_err(invalid)?;
         let desc = collector.desc.clone();

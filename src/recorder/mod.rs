@@ -29,6 +29,7 @@ use self::cells::Directory;
 use crate::{
     client_id::{ClientSlot, ClientTable},
     clock::{elapsed_ns, Instant},
+    grpc::GrpcCode,
     labels::{CodeSet, MethodLabel, Status, StatusFamily},
     routes::{RouteId, Routes},
     schema::Family,
@@ -66,6 +67,11 @@ impl RoutePreinit {
         self.methods == 0 || self.families.iter().all(CodeSet::is_empty)
     }
 
+    /// Whether the route lists `method`.
+    fn lists_method(&self, method: MethodLabel) -> bool {
+        self.methods & (1 << method.index()) != 0
+    }
+
     /// The listed codes of (method, family).
     fn codes(&self, method: MethodLabel, family: StatusFamily) -> CodeSet {
         if self.methods & (1 << method.index()) == 0 {
@@ -88,6 +94,12 @@ pub(crate) struct RecorderConfig {
     /// Whether the overflow value was listed as a known client.
     pub(crate) overflow_listed: bool,
     pub(crate) shards: usize,
+    /// By route index: whether the route is a gRPC route.
+    pub(crate) grpc_routes: Vec<bool>,
+    /// Whether the in-flight gauge is kept.
+    pub(crate) in_flight: bool,
+    /// Whether response body bytes are counted.
+    pub(crate) response_bytes: bool,
 }
 
 /// What the shards read and the scrape walks: the tables decided at build
@@ -102,6 +114,10 @@ pub(crate) struct Tables {
     preinit: Box<[Option<Box<RoutePreinit>>]>,
     known_clients: usize,
     overflow_listed: bool,
+    /// By route index: whether the route is a gRPC route.
+    grpc_routes: Box<[bool]>,
+    in_flight: bool,
+    response_bytes: bool,
     directory: Directory,
 }
 
@@ -164,6 +180,9 @@ impl Recorder {
             known_clients,
             overflow_listed,
             shards,
+            grpc_routes,
+            in_flight,
+            response_bytes,
         } = config;
         let shards = shards.max(1).next_power_of_two();
         let order = collect::Order::new(&routes);
@@ -176,6 +195,9 @@ impl Recorder {
             preinit: preinit.into(),
             known_clients,
             overflow_listed,
+            grpc_routes: grpc_routes.into(),
+            in_flight,
+            response_bytes,
         });
         let shards = (0..shards)
             .map(|index| {
@@ -199,6 +221,23 @@ impl Recorder {
         format!("{}_{}", self.namespace, family.suffix())
     }
 
+    /// The families this layer registers: the CTMS ones, and the optional
+    /// ones its configuration asks for.
+    pub(crate) fn families(&self) -> Vec<Family> {
+        let tables = &self.tables;
+        let mut families = Family::ALWAYS.to_vec();
+        if tables.grpc_routes.iter().any(|&grpc| grpc) {
+            families.push(Family::Grpc);
+        }
+        if tables.in_flight {
+            families.push(Family::InFlight);
+        }
+        if tables.response_bytes {
+            families.push(Family::ResponseBytes);
+        }
+        families
+    }
+
     /// Registers the families in `registry`; see [`collector`].
     pub(crate) fn register(self: &Arc<Self>, registry: &Registry) -> Result<(), BuildError> {
         collector::register(self, registry)
@@ -213,25 +252,31 @@ impl Recorder {
 
     /// Starts recording a request that has just arrived: `None` for a path
     /// that is not recorded (it is counted as unmatched), otherwise the
-    /// record to finish when the request ends.
+    /// record to finish when the request ends, and what to count until its
+    /// body ends, if the configuration counts anything then.
     #[inline]
-    pub(crate) fn start(&self, path: &str, method: &Method) -> Option<Pending> {
+    pub(crate) fn start(&self, path: &str, method: &Method) -> Option<(Pending, Option<Tally>)> {
         let shard = self.shard();
-        let routes = &self.tables.routes;
-        let route = match routes.lookup(path) {
+        let tables = &*self.tables;
+        let route = match tables.routes.lookup(path) {
             Some(route) => route,
             None => {
                 shard.unmatched.fetch_add(1, Ordering::Relaxed);
-                routes.unmatched()?
+                tables.routes.unmatched()?
             }
         };
-        Some(Pending {
+        let method = MethodLabel::of(method);
+        let tally =
+            (tables.in_flight || tables.response_bytes).then(|| Tally::new(shard, route, method));
+        let pending = Pending {
             shard: shard.clone(),
             route,
-            method: MethodLabel::of(method),
+            method,
             client: RequestClient::None,
+            grpc: false,
             start: Instant::now(),
-        })
+        };
+        Some((pending, tally))
     }
 
     #[cfg(test)]
@@ -265,6 +310,8 @@ pub(crate) struct Pending {
     route: RouteId,
     method: MethodLabel,
     client: RequestClient,
+    /// Whether this is a gRPC call on a gRPC route.
+    grpc: bool,
     start: Instant,
 }
 
@@ -279,10 +326,66 @@ impl Pending {
         };
     }
 
+    /// Whether the request went to a gRPC route (where a gRPC call is
+    /// recorded with its gRPC status).
+    #[inline]
+    pub(crate) fn on_grpc_route(&self) -> bool {
+        self.shard
+            .tables
+            .grpc_routes
+            .get(self.route.index())
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Marks the request as a gRPC call: it is recorded with its gRPC
+    /// status, at the end of its body.
+    pub(crate) fn set_grpc(&mut self) {
+        self.grpc = true;
+    }
+
+    /// Whether the request is a gRPC call on a gRPC route.
+    #[inline]
+    pub(crate) fn is_grpc(&self) -> bool {
+        self.grpc
+    }
+
+    /// Takes the response's client id, if it has one, in place of the
+    /// request's: for a request recorded later than its response head.
+    pub(crate) fn set_response_client(&mut self, id: Option<&ClientId>) {
+        if let Some(id) = id {
+            self.client = RequestClient::Slot(self.shard.tables.clients.slot(id.as_str()));
+        }
+    }
+
+    /// Records a request whose answer never came: 499 (`CANCELLED` for a
+    /// gRPC call) when it was abandoned, 500 (`UNKNOWN`) when user code
+    /// panicked or its body failed.
+    pub(crate) fn finish_unanswered(self, abandoned: bool) {
+        match (self.grpc, abandoned) {
+            (true, true) => self.finish_grpc(GrpcCode::CANCELLED),
+            (true, false) => self.finish_grpc(GrpcCode::UNKNOWN),
+            (false, true) => self.finish(Status::CLIENT_CLOSED_REQUEST, None),
+            (false, false) => self.finish(Status::INTERNAL_SERVER_ERROR, None),
+        }
+    }
+
+    /// Records a gRPC call with its status code: in the CTMS families with
+    /// the code's HTTP equivalent, and in the gRPC family.
+    pub(crate) fn finish_grpc(self, code: GrpcCode) {
+        let status = Status::new(code.http_status()).unwrap_or(Status::INTERNAL_SERVER_ERROR);
+        self.record(status, None, Some(code));
+    }
+
     /// Records the request with `status`, and the response's client id if
     /// it has one (else the request's).
     #[inline]
     pub(crate) fn finish(self, status: Status, response_client: Option<&ClientId>) {
+        self.record(status, response_client, None);
+    }
+
+    #[inline]
+    fn record(self, status: Status, response_client: Option<&ClientId>, grpc: Option<GrpcCode>) {
         let elapsed_ns = elapsed_ns(self.start);
         let tables = &*self.shard.tables;
         let client = match (response_client, &self.client) {
@@ -305,6 +408,72 @@ impl Pending {
             .unwrap_or(bounds.len());
         let slots = tables.clients.slots();
         cells.add(status, bucket, elapsed_ns, client.map(|slot| (slot, slots)));
+        if let Some(code) = grpc {
+            cells.add_grpc(code);
+        }
+    }
+}
+
+/// What is counted from a request's arrival to the end of its response
+/// body, whenever the request is recorded: the in-flight gauge and the
+/// response bytes. Dropping it ends the count, so it is exact however the
+/// request ends (answered, failed, panicked, abandoned).
+pub(crate) struct Tally {
+    shard: Arc<Shard>,
+    route: RouteId,
+    method: MethodLabel,
+    in_flight: bool,
+    /// `Some` when response bytes are counted.
+    bytes: Option<u64>,
+}
+
+impl Tally {
+    fn new(shard: &Arc<Shard>, route: RouteId, method: MethodLabel) -> Self {
+        let tables = &*shard.tables;
+        if tables.in_flight {
+            if let Some(extras) = tables.directory.extras(route, method) {
+                extras.in_flight.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Self {
+            shard: shard.clone(),
+            route,
+            method,
+            in_flight: tables.in_flight,
+            bytes: tables.response_bytes.then_some(0),
+        }
+    }
+
+    /// Counts `bytes` sent in a frame of the response body.
+    #[inline]
+    pub(crate) fn sent(&mut self, bytes: usize) {
+        if let Some(total) = &mut self.bytes {
+            *total += bytes as u64;
+        }
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        // Runs in unwinds too: atomic updates only, nothing that panics.
+        let Some(extras) = self.shard.tables.directory.extras(self.route, self.method) else {
+            return;
+        };
+        if self.in_flight {
+            extras.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(bytes) = self.bytes {
+            extras.response_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+}
+
+impl fmt::Debug for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tally")
+            .field("route", &self.route)
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,4 +1,4 @@
-//! Starting the `ctms_server` example binary and reading what it prints.
+//! Starting the example binaries and reading what they print.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -14,8 +14,8 @@ use crate::support::{get, request, scrape, Exposition, HttpResponse};
 /// Bound on every wait for the example (start-up, a log line, exit).
 pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The path of the example binary, next to this test binary's `deps` folder.
-fn example_binary() -> PathBuf {
+/// The path of an example binary, next to this test binary's `deps` folder.
+fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its path");
     let profile_dir = exe
         .parent()
@@ -23,10 +23,10 @@ fn example_binary() -> PathBuf {
         .expect("the test binary lives in target/<profile>/deps");
     let binary = profile_dir
         .join("examples")
-        .join(format!("ctms_server{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.is_file(),
-        "the example binary {} is missing: run `cargo build --example ctms_server` \
+        "the example binary {} is missing: run `cargo build --example {name}` \
          (a plain `cargo test` builds it too), then run the tests again",
         binary.display()
     );
@@ -42,9 +42,16 @@ pub(crate) struct Process {
 }
 
 impl Process {
-    /// Starts the example with `env` (and none of the caller's `CTMS_*` variables).
+    /// Starts the `ctms_server` example with `env` (and none of the caller's
+    /// `CTMS_*` variables).
     pub(crate) fn spawn(env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(example_binary());
+        Self::spawn_example("ctms_server", env)
+    }
+
+    /// Starts the example `name` with `env` added to the environment (and
+    /// none of the caller's `CTMS_*` variables).
+    pub(crate) fn spawn_example(name: &str, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(example_binary(name));
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("CTMS_") {
                 command.env_remove(name);

@@ -5,6 +5,7 @@
 mod ctms_server;
 mod example;
 mod example_ops;
+mod grpc_health;
 mod prometheus;
 #[path = "../support/mod.rs"]
 mod support;

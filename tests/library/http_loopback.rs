@@ -9,6 +9,7 @@ use std::{
 };
 
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::{rt::TokioIo, service::TowerToHyperService};
 use prometheus::Registry;
@@ -18,7 +19,7 @@ use tokio::{
     sync::Notify,
 };
 use tower::{service_fn, Layer, Service, ServiceExt};
-use tower_prometheus::{ClientId, MetricsBody, MetricsExporter, RequestMetricsLayer, Route};
+use tower_prometheus::{ClientId, MetricsExporter, RequestMetricsLayer, Route};
 
 use crate::support::{get, request, scrape, send_raw, Exposition};
 
@@ -90,10 +91,11 @@ async fn app(registry: &Registry, layer: RequestMetricsLayer, wait: Arc<Wait>) -
         let handler = handler.clone();
         async move {
             if request.uri().path() == "/metrics" {
-                exporter.oneshot(request).await
+                let response = exporter.oneshot(request).await;
+                response.map(|response| response.map(Either::Left))
             } else {
                 let response = handler.oneshot(request).await;
-                response.map(|response| response.map(MetricsBody::from))
+                response.map(|response| response.map(Either::Right))
             }
         }
     }))

@@ -131,7 +131,7 @@ proptest! {
 
         let service = layer.layer(service_fn(|request: Request<()>| async move {
             let status: u16 = request.headers()["x-status"].to_str().unwrap().parse().unwrap();
-            let mut response = Response::new(());
+            let mut response = Response::new(String::new());
             *response.status_mut() = StatusCode::from_u16(status).unwrap();
             if let Some(id) = request.headers().get("x-auth") {
                 let id = id.to_str().unwrap().replace("CR", "\r").replace("NUL", "\0");
@@ -199,7 +199,7 @@ fn the_service_is_usable_after_a_refused_build() {
         .build(&registry)
         .unwrap()
         .layer(service_fn(|_: Request<()>| async {
-            Ok::<_, Infallible>(Response::new(()))
+            Ok::<_, Infallible>(Response::new(String::new()))
         }));
     drop(service.call(Request::get("/a").body(()).unwrap()));
     let exposition = parse(&MetricsExporter::new(registry).render().unwrap());
