@@ -270,3 +270,426 @@ impl Drop for Tracker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        convert::Infallible,
+        future::Future,
+        panic::{catch_unwind, AssertUnwindSafe},
+        pin::pin,
+        sync::Mutex,
+    };
+
+    use http::{HeaderMap, HeaderValue, Method, Request, Response};
+    use http_body::Frame;
+    use prometheus::Registry;
+    use tower::{service_fn, Layer, Service};
+
+    use super::*;
+    use crate::{
+        test_helpers::{count_series, drain, noop_waker, render, sample, FramesBody},
+        Builder, RecordingPoint, RequestMetricsLayer, Route,
+    };
+
+    const GRPC: &str = "/pkg.Svc/Call";
+
+    fn builder() -> Builder {
+        RequestMetricsLayer::builder()
+            .route(Route::new("/stream").methods([Method::GET]).statuses([200]))
+            .route(Route::new(GRPC).methods([Method::POST]).statuses([200]))
+    }
+
+    /// Serves one request whose response is `response`; returns it with
+    /// the layer's body.
+    fn serve(
+        layer: &RequestMetricsLayer,
+        request: Request<()>,
+        response: Response<FramesBody>,
+    ) -> Response<ResponseBody<FramesBody>> {
+        let response = Mutex::new(Some(response));
+        let mut service = layer.layer(service_fn(move |_: Request<()>| {
+            let response = response.lock().unwrap().take().unwrap();
+            std::future::ready(Ok::<_, Infallible>(response))
+        }));
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(service.call(request));
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(response)) => response,
+            _ => panic!("the inner service answers at once"),
+        }
+    }
+
+    fn get_stream() -> Request<()> {
+        Request::get("/stream").body(()).unwrap()
+    }
+
+    fn grpc_call() -> Request<()> {
+        Request::post(GRPC)
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap()
+    }
+
+    fn grpc_status(code: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-status", HeaderValue::from_static(code));
+        headers
+    }
+
+    fn total(text: &str, template: &str, method: &str, code: u16) -> Option<f64> {
+        sample(
+            text,
+            &format!(
+                r#"ctms_requests_total{{method="{method}",path_template="{template}",status_code="{code}",status_code_family="{}xx"}}"#,
+                code / 100
+            ),
+        )
+    }
+
+    fn grpc_count(text: &str, code: &str) -> Option<f64> {
+        sample(
+            text,
+            &format!(
+                r#"ctms_grpc_requests_total{{grpc_code="{code}",grpc_method="Call",grpc_service="pkg.Svc"}}"#
+            ),
+        )
+    }
+
+    fn in_flight(text: &str, template: &str, method: &str) -> Option<f64> {
+        sample(
+            text,
+            &format!(r#"ctms_requests_in_flight{{method="{method}",path_template="{template}"}}"#),
+        )
+    }
+
+    #[test]
+    fn at_the_body_end_a_request_is_recorded_when_its_last_frame_is_read() {
+        let registry = Registry::new();
+        let layer = builder()
+            .recording_point(RecordingPoint::BodyEnd)
+            .build(&registry)
+            .unwrap();
+        let mut response = serve(
+            &layer,
+            get_stream(),
+            Response::new(FramesBody::data(&["a", "b"], None)),
+        );
+        assert_eq!(
+            total(&render(&registry), "/stream", "GET", 200),
+            Some(0.0),
+            "not yet"
+        );
+        assert_eq!(drain(response.body_mut()), 2);
+        assert_eq!(total(&render(&registry), "/stream", "GET", 200), Some(1.0));
+        drop(response);
+        assert_eq!(
+            total(&render(&registry), "/stream", "GET", 200),
+            Some(1.0),
+            "once"
+        );
+        assert_eq!(count_series(&render(&registry), "ctms_requests_total"), 2);
+    }
+
+    #[test]
+    fn at_the_response_head_a_streamed_body_is_not_waited_for() {
+        let registry = Registry::new();
+        let layer = builder().build(&registry).unwrap();
+        let response = serve(
+            &layer,
+            get_stream(),
+            Response::new(FramesBody::data(&["a"], None)),
+        );
+        assert_eq!(total(&render(&registry), "/stream", "GET", 200), Some(1.0));
+        drop(response);
+        assert_eq!(total(&render(&registry), "/stream", "GET", 499), None);
+    }
+
+    #[test]
+    fn a_body_dropped_before_its_end_is_recorded_as_499() {
+        let registry = Registry::new();
+        let layer = builder()
+            .recording_point(RecordingPoint::BodyEnd)
+            .build(&registry)
+            .unwrap();
+        let response = serve(
+            &layer,
+            get_stream(),
+            Response::new(FramesBody::data(&["a", "b"], None)),
+        );
+        drop(response);
+        let text = render(&registry);
+        assert_eq!(total(&text, "/stream", "GET", 499), Some(1.0));
+        assert_eq!(total(&text, "/stream", "GET", 200), Some(0.0));
+    }
+
+    #[test]
+    fn a_body_that_fails_is_recorded_as_500() {
+        let registry = Registry::new();
+        let layer = builder()
+            .recording_point(RecordingPoint::BodyEnd)
+            .build(&registry)
+            .unwrap();
+        let body = FramesBody::new([
+            Ok(Frame::data(bytes::Bytes::from_static(b"a"))),
+            Err("broken"),
+        ]);
+        let mut response = serve(&layer, get_stream(), Response::new(body));
+        assert_eq!(drain(response.body_mut()), 1);
+        drop(response);
+        let text = render(&registry);
+        assert_eq!(total(&text, "/stream", "GET", 500), Some(1.0));
+        assert_eq!(count_series(&text, "ctms_requests_total"), 3, "{text}");
+    }
+
+    #[test]
+    fn an_empty_body_is_recorded_with_its_head() {
+        let registry = Registry::new();
+        let layer = builder()
+            .recording_point(RecordingPoint::BodyEnd)
+            .build(&registry)
+            .unwrap();
+        // Never polled, as servers do with a body that says it is empty.
+        let response = serve(&layer, get_stream(), Response::new(FramesBody::default()));
+        assert_eq!(total(&render(&registry), "/stream", "GET", 200), Some(1.0));
+        drop(response);
+        assert_eq!(total(&render(&registry), "/stream", "GET", 499), None);
+    }
+
+    #[test]
+    fn a_grpc_status_in_the_trailers_is_the_one_recorded() {
+        let registry = Registry::new();
+        let layer = builder().build(&registry).unwrap();
+        let body = FramesBody::data(&["message"], Some(grpc_status("5")));
+        let mut response = serve(&layer, grpc_call(), Response::new(body));
+        assert_eq!(
+            grpc_count(&render(&registry), "NOT_FOUND"),
+            Some(0.0),
+            "at the end only"
+        );
+        drain(response.body_mut());
+        let text = render(&registry);
+        assert_eq!(grpc_count(&text, "NOT_FOUND"), Some(1.0));
+        assert_eq!(total(&text, GRPC, "POST", 404), Some(1.0));
+        assert_eq!(
+            total(&text, GRPC, "POST", 200),
+            Some(0.0),
+            "not the HTTP 200"
+        );
+    }
+
+    #[test]
+    fn a_trailers_only_grpc_error_is_recorded_from_the_headers() {
+        let registry = Registry::new();
+        let layer = builder().build(&registry).unwrap();
+        let mut response = Response::new(FramesBody::default());
+        *response.headers_mut() = grpc_status("14");
+        drop(serve(&layer, grpc_call(), response));
+        let text = render(&registry);
+        assert_eq!(grpc_count(&text, "UNAVAILABLE"), Some(1.0));
+        assert_eq!(total(&text, GRPC, "POST", 503), Some(1.0));
+    }
+
+    #[test]
+    fn a_grpc_call_dropped_before_its_trailers_is_cancelled() {
+        let registry = Registry::new();
+        let layer = builder().build(&registry).unwrap();
+        let body = FramesBody::data(&["one", "two"], Some(grpc_status("0")));
+        let mut response = serve(&layer, grpc_call(), Response::new(body));
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let _ = Pin::new(response.body_mut()).poll_frame(&mut cx);
+        drop(response);
+        let text = render(&registry);
+        assert_eq!(grpc_count(&text, "CANCELLED"), Some(1.0));
+        assert_eq!(grpc_count(&text, "OK"), Some(0.0));
+        assert_eq!(total(&text, GRPC, "POST", 499), Some(1.0));
+    }
+
+    #[test]
+    fn a_grpc_stream_without_a_status_is_unknown() {
+        let registry = Registry::new();
+        let layer = builder().build(&registry).unwrap();
+        let mut response = serve(
+            &layer,
+            grpc_call(),
+            Response::new(FramesBody::data(&["x"], None)),
+        );
+        drain(response.body_mut());
+        let text = render(&registry);
+        assert_eq!(grpc_count(&text, "UNKNOWN"), Some(1.0));
+        assert_eq!(total(&text, GRPC, "POST", 500), Some(1.0));
+    }
+
+    #[test]
+    fn a_plain_http_request_on_a_grpc_route_is_recorded_as_http() {
+        let registry = Registry::new();
+        let layer = builder().build(&registry).unwrap();
+        let request = Request::post(GRPC).body(()).unwrap();
+        drop(serve(
+            &layer,
+            request,
+            Response::new(FramesBody::data(&["x"], None)),
+        ));
+        let text = render(&registry);
+        assert_eq!(total(&text, GRPC, "POST", 200), Some(1.0));
+        assert_eq!(grpc_count(&text, "OK"), Some(0.0));
+    }
+
+    #[test]
+    fn a_grpc_route_lists_every_code_at_zero() {
+        let registry = Registry::new();
+        builder().build(&registry).unwrap();
+        let text = render(&registry);
+        assert_eq!(
+            count_series(&text, "ctms_grpc_requests_total"),
+            17,
+            "{text}"
+        );
+        for code in ["OK", "CANCELLED", "NOT_FOUND", "UNAUTHENTICATED"] {
+            assert_eq!(grpc_count(&text, code), Some(0.0), "{code}");
+        }
+    }
+
+    #[test]
+    fn response_bytes_are_the_bytes_of_the_data_frames() {
+        let registry = Registry::new();
+        let layer = builder().response_bytes(true).build(&registry).unwrap();
+        let mut response = serve(
+            &layer,
+            get_stream(),
+            Response::new(FramesBody::data(&["abc", "de"], None)),
+        );
+        drain(response.body_mut());
+        let mut response = serve(
+            &layer,
+            get_stream(),
+            Response::new(FramesBody::data(&["fghij"], None)),
+        );
+        drain(response.body_mut());
+        let text = render(&registry);
+        let bytes = sample(
+            &text,
+            r#"ctms_response_body_bytes_total{method="GET",path_template="/stream"}"#,
+        );
+        assert_eq!(bytes, Some(10.0), "{text}");
+        assert_eq!(
+            sample(
+                &text,
+                r#"ctms_response_body_bytes_total{method="POST",path_template="/pkg.Svc/Call"}"#
+            ),
+            Some(0.0),
+            "listed methods start at zero"
+        );
+    }
+
+    /// How a request ends, for the in-flight gauge.
+    #[derive(Clone, Copy, Debug)]
+    enum Ending {
+        BodyRead,
+        BodyDropped,
+        BodyFailed,
+        InnerError,
+        PanicInCall,
+        FutureDropped,
+    }
+
+    /// Runs one request that ends as `ending`.
+    fn run(layer: &RequestMetricsLayer, ending: Ending) {
+        let mut service = layer.layer(service_fn(move |_: Request<()>| {
+            if let Ending::PanicInCall = ending {
+                panic!("handler exploded");
+            }
+            let body = match ending {
+                Ending::BodyFailed => FramesBody::new([Err("broken")]),
+                _ => FramesBody::data(&["a", "b"], None),
+            };
+            std::future::ready(match ending {
+                Ending::InnerError => Err("failed"),
+                _ => Ok(Response::new(body)),
+            })
+        }));
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let Ok(future) = catch_unwind(AssertUnwindSafe(|| service.call(get_stream()))) else {
+            return;
+        };
+        let mut future = Box::pin(future);
+        if let Ending::FutureDropped = ending {
+            return;
+        }
+        let Poll::Ready(result) = future.as_mut().poll(&mut cx) else {
+            panic!("ready at once");
+        };
+        if let Ok(mut response) = result {
+            if !matches!(ending, Ending::BodyDropped) {
+                drain(response.body_mut());
+            }
+        }
+    }
+
+    #[test]
+    fn the_in_flight_gauge_follows_a_request_to_its_end() {
+        for point in [RecordingPoint::ResponseHead, RecordingPoint::BodyEnd] {
+            let registry = Registry::new();
+            let layer = builder()
+                .in_flight(true)
+                .recording_point(point)
+                .build(&registry)
+                .unwrap();
+            assert_eq!(in_flight(&render(&registry), "/stream", "GET"), Some(0.0));
+            let response = serve(
+                &layer,
+                get_stream(),
+                Response::new(FramesBody::data(&["a"], None)),
+            );
+            assert_eq!(
+                in_flight(&render(&registry), "/stream", "GET"),
+                Some(1.0),
+                "{point:?}"
+            );
+            drop(response);
+            assert_eq!(
+                in_flight(&render(&registry), "/stream", "GET"),
+                Some(0.0),
+                "{point:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_in_flight_gauge_is_back_at_zero_however_requests_end() {
+        use proptest::prelude::*;
+        let endings = prop::collection::vec(
+            prop_oneof![
+                Just(Ending::BodyRead),
+                Just(Ending::BodyDropped),
+                Just(Ending::BodyFailed),
+                Just(Ending::InnerError),
+                Just(Ending::PanicInCall),
+                Just(Ending::FutureDropped),
+            ],
+            1..30,
+        );
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        proptest!(ProptestConfig::with_cases(64), |(endings in endings, at_end in any::<bool>())| {
+            let registry = Registry::new();
+            let point = if at_end { RecordingPoint::BodyEnd } else { RecordingPoint::ResponseHead };
+            let layer = builder().in_flight(true).recording_point(point).build(&registry).unwrap();
+            for &ending in &endings {
+                run(&layer, ending);
+            }
+            let text = render(&registry);
+            prop_assert_eq!(in_flight(&text, "/stream", "GET"), Some(0.0));
+            let recorded: f64 = text
+                .lines()
+                .filter(|l| l.starts_with("ctms_requests_total{"))
+                .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+                .sum();
+            prop_assert_eq!(recorded, endings.len() as f64, "each recorded once");
+        });
+        std::panic::set_hook(hook);
+    }
+}

@@ -43,6 +43,10 @@
 //! | `ctms_api_requests_total` | counter | `client_id`, `method`, `path_template`, `status_code_family` |
 //! | `ctms_requests_unmatched_total` | counter | none |
 //!
+//! and, when asked for (see [When a request is recorded](#when-a-request-is-recorded)
+//! and [gRPC](#grpc)): `ctms_grpc_requests_total`, `ctms_requests_in_flight`
+//! and `ctms_response_body_bytes_total`.
+//!
 //! These are the families of the CTMS format, named after Mozilla's Contact
 //! Management System, whose Python service defined them.
 //!
@@ -77,18 +81,72 @@
 //! # When a request is recorded
 //!
 //! Exactly once per request whose path matches a template, with the
-//! duration measured from [`call`](tower_service::Service::call) to that moment:
+//! duration measured from [`call`](tower_service::Service::call) to that
+//! moment. Where that moment is depends on the
+//! [recording point](Builder::recording_point):
 //!
-//! | how the request ends | recorded status |
-//! |---|---|
-//! | the inner future is ready with a response | the response's status |
-//! | the inner service returns `Err` | 500 |
-//! | the inner service panics in `call` or while its future is polled | 500 |
-//! | the response future is dropped before it is ready (the client went away, an outer timeout) | 499 |
+//! | how the request ends | [`ResponseHead`](RecordingPoint::ResponseHead) (default, CTMS) | [`BodyEnd`](RecordingPoint::BodyEnd) |
+//! |---|---|---|
+//! | the inner future is ready with a response | recorded then, with the response's status | — |
+//! | the response body yields its last frame or its trailers (or is empty) | — | recorded then, with the response's status |
+//! | the response body is dropped before its end (the client went away) | — | 499 |
+//! | the response body yields an error | — | 500 |
+//! | the inner service returns `Err` | 500 | 500 |
+//! | the inner service panics in `call` or while its future is polled | 500 | 500 |
+//! | the response future is dropped before it is ready (the client went away, an outer timeout) | 499 | 499 |
 //!
 //! The label set is the same whichever way the request ended. Polling
-//! readiness records nothing. The response body is not waited for: the
-//! duration ends when the response head is ready.
+//! readiness records nothing. At the response head, a streamed body (server-
+//! sent events, a download, a gRPC stream) is not waited for: the duration
+//! is the time to the first byte, and the request counts as finished then;
+//! at the body end, the duration covers the whole stream.
+//!
+//! gRPC calls are always recorded at the end of their body; see
+//! [gRPC](#grpc).
+//!
+//! Two opt-in counts follow every request to the end of its response body,
+//! whatever the recording point:
+//!
+//! - [`in_flight`](Builder::in_flight): `ctms_requests_in_flight{method,
+//!   path_template}`, a gauge raised when a request arrives and lowered
+//!   when its body ends or is dropped, or the request fails, panics or is
+//!   abandoned, so it is exact however requests end;
+//! - [`response_bytes`](Builder::response_bytes):
+//!   `ctms_response_body_bytes_total{method, path_template}`, the bytes of
+//!   the body's data frames as they are sent.
+//!
+//! The responses carry a [`ResponseBody`] that wraps the inner body; when
+//! nothing is tracked (the default), it only delegates.
+//!
+//! # gRPC
+//!
+//! A gRPC server answers HTTP 200 and carries the call's status in
+//! `grpc-status`: in the response headers of an immediate error, otherwise
+//! in the trailers after the last message. So that a failing gRPC service
+//! does not look healthy, a gRPC call (a request whose `content-type` is
+//! `application/grpc`, with or without a `+proto` or `;…` suffix) to a
+//! **gRPC route** is recorded at the end of its body, with its gRPC status:
+//!
+//! - in the CTMS families with the status's HTTP equivalent (the mapping of
+//!   Google's API design guide and grpc-gateway: `OK` 200, `CANCELLED` 499,
+//!   `INVALID_ARGUMENT`, `FAILED_PRECONDITION` and `OUT_OF_RANGE` 400,
+//!   `UNAUTHENTICATED` 401, `PERMISSION_DENIED` 403, `NOT_FOUND` 404,
+//!   `ALREADY_EXISTS` and `ABORTED` 409, `RESOURCE_EXHAUSTED` 429,
+//!   `UNKNOWN`, `INTERNAL` and `DATA_LOSS` 500, `UNIMPLEMENTED` 501,
+//!   `UNAVAILABLE` 503, `DEADLINE_EXCEEDED` 504), so that dashboards and 5xx
+//!   alerts built for HTTP work unchanged;
+//! - in `ctms_grpc_requests_total{grpc_code, grpc_method, grpc_service}`
+//!   with the code's canonical name (`OK`, `NOT_FOUND`, `CANCELLED`, …).
+//!
+//! A call whose body is dropped before its trailers is `CANCELLED`; a
+//! missing or unparsable status is `UNKNOWN` (or, when the HTTP status is
+//! an error, the code gRPC maps it to). A gRPC route is a template of the
+//! shape `/package.Service/Method` (or `/Service/Method` marked
+//! [`Route::grpc`]); its `grpc_requests_total` series exist at zero for
+//! every code from the start, and the labels stay bounded because only
+//! registered templates are recorded. With tonic, register one route per
+//! method and add the layer with `Server::builder().layer(..)`;
+//! `examples/grpc_health.rs` does so for tonic-health.
 //!
 //! # Client ids
 //!
@@ -146,7 +204,8 @@
 //! - **hyper**: wrap the service given to the connection builder (through
 //!   `hyper_util::service::TowerToHyperService`).
 //! - **tonic**: add it with `Server::builder().layer(..)`; gRPC paths are
-//!   `/package.Service/Method`, so register those as templates.
+//!   `/package.Service/Method`, so register those as templates (see
+//!   [gRPC](#grpc)).
 //!
 //! Put it outside layers that answer on their own (auth, rate limiting,
 //! timeouts) so that their answers are counted, and inside a panic-catching
@@ -162,7 +221,10 @@
 //! - `ctms_requests_duration_seconds`: at most `R × 10 × 9 families`
 //!   histograms of `B + 3` lines each;
 //! - `ctms_api_requests_total`: at most `R × 10 × 9 × (C + 1)`;
-//! - `ctms_requests_unmatched_total`: one.
+//! - `ctms_requests_unmatched_total`: one;
+//! - `ctms_grpc_requests_total`: 17 codes per gRPC route;
+//! - `ctms_requests_in_flight`, `ctms_response_body_bytes_total` (when
+//!   asked for): at most `R × 10` each.
 //!
 //! In practice only the codes a service answers appear. The bound holds
 //! because:
@@ -192,7 +254,7 @@
 //! | what | bytes |
 //! |---|---|
 //! | each registered route, idle | matchit's tree for the template, plus at most 128 of the layer's own |
-//! | each route that has served a request | about 1,500 |
+//! | each route that has served a request | about 1,700 |
 //! | each (route, method, status family) group that has served a request | `16 × S` |
 //! | each shard that has recorded in a group | about 900, plus `8 × (B + 1)` |
 //! | each client id | about twice its length, plus 64 |
@@ -216,7 +278,10 @@
 //! reads and three or four uncontended atomic adds on cells found by index:
 //! no hashing of label values, no allocation once a series exists, no lock.
 //! (A client id read from the request that has no slot yet is copied until
-//! it is recorded: once per new id.)
+//! it is recorded: once per new id.) A request whose body is watched (the
+//! body-end recording point, a gRPC call, the in-flight gauge or the byte
+//! count) allocates one small tracker for its body; with none of these, the
+//! body wrapper holds nothing and only delegates.
 //! Each thread writes its own shard of cells, so cores do not contend; a
 //! scrape sums the shards and is exact at the moment it runs. Paths that
 //! are not recorded cost only a bit test on their first byte (or, when
