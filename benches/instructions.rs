@@ -72,6 +72,10 @@ impl Wake for NoWake {
 }
 
 fn layer(registry: &Registry) -> RequestMetricsLayer {
+    builder().build(registry).expect("valid configuration")
+}
+
+fn builder() -> tower_prometheus::Builder {
     RequestMetricsLayer::builder()
         .routes(TEMPLATES.iter().map(|t| {
             Route::new(*t)
@@ -81,8 +85,6 @@ fn layer(registry: &Registry) -> RequestMetricsLayer {
         }))
         .clients(["test_client"])
         .client_id_from_request(|headers| headers.get(&CLIENT_HEADER)?.to_str().ok())
-        .build(registry)
-        .expect("valid configuration")
 }
 
 /// Serves `n` requests like `template` through `service`. The script counts
@@ -132,6 +134,69 @@ fn scrape_registry(series: usize) -> Registry {
         .build(&registry)
         .expect("valid configuration");
     registry
+}
+
+/// The same series as [`scrape_registry`] in the prometheus crate's own
+/// vectors, for its `gather()` + `TextEncoder`.
+fn prometheus_registry(series: usize) -> Registry {
+    use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+    const STATUSES: [u16; 5] = [200, 201, 400, 404, 500];
+    const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+    let routes = series / 70 + 1;
+    let registry = Registry::new();
+    let duration = HistogramVec::new(
+        HistogramOpts::new("ctms_requests_duration_seconds", "Duration.")
+            .buckets(vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0]),
+        &["method", "path_template", "status_code_family"],
+    )
+    .expect("valid histogram");
+    let total = IntCounterVec::new(
+        Opts::new("ctms_requests_total", "Requests."),
+        &[
+            "method",
+            "path_template",
+            "status_code",
+            "status_code_family",
+        ],
+    )
+    .expect("valid counter");
+    let api = IntCounterVec::new(
+        Opts::new("ctms_api_requests_total", "API requests."),
+        &["client_id", "method", "path_template", "status_code_family"],
+    )
+    .expect("valid counter");
+    for route in 0..routes {
+        let template = format!("/api/v1/resource{route}/{{id}}");
+        for method in METHODS {
+            for status in STATUSES {
+                let family = format!("{}xx", status / 100);
+                total.with_label_values(&[method, &template, &status.to_string(), &family]);
+            }
+            for family in ["2xx", "4xx", "5xx"] {
+                duration.with_label_values(&[method, &template, family]);
+                for client in ["client_a", "client_b"] {
+                    api.with_label_values(&[client, method, &template, family]);
+                }
+            }
+        }
+    }
+    registry.register(Box::new(duration)).expect("registered");
+    registry.register(Box::new(total)).expect("registered");
+    registry.register(Box::new(api)).expect("registered");
+    registry
+}
+
+/// `gather()` + `TextEncoder` on `registry`, `n` times.
+#[inline(never)]
+fn run_prometheus_scrapes(registry: &Registry, n: u64) {
+    use prometheus::{Encoder, TextEncoder};
+    for _ in 0..n {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut buffer)
+            .expect("encodes");
+        black_box(buffer);
+    }
 }
 
 /// Renders `exporter` `n` times.
@@ -216,10 +281,27 @@ fn main() -> ExitCode {
             n + 1,
         ),
         "unmatched" => run_requests(layer.layer(Bare { client: None }), &unmatched, n + 1),
+        // The options that watch the response body.
+        "matched_body_end" => {
+            let layer = builder()
+                .recording_point(tower_prometheus::RecordingPoint::BodyEnd)
+                .build(&Registry::new())
+                .expect("valid configuration");
+            run_requests(layer.layer(Bare { client: None }), &matched, n + 1)
+        }
+        "matched_in_flight_bytes" => {
+            let layer = builder()
+                .in_flight(true)
+                .response_bytes(true)
+                .build(&Registry::new())
+                .expect("valid configuration");
+            run_requests(layer.layer(Bare { client: None }), &matched, n + 1)
+        }
         "scrape_1k" | "scrape_10k" => {
             let series = if case == "scrape_1k" { 1_000 } else { 10_000 };
             run_scrapes(&MetricsExporter::new(scrape_registry(series)), n);
         }
+        "scrape_10k_prometheus" => run_prometheus_scrapes(&prometheus_registry(10_000), n),
         "part_matchit_lookup" | "part_two_clock_reads" | "part_absent_header_lookup" => {
             run_parts(case, n);
         }

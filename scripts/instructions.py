@@ -37,9 +37,12 @@ CASES = {
     "matched_client_header": ("bare_client_header", 1_000, 11_000),
     "matched_client_response": ("bare_client_response", 1_000, 11_000),
     "unmatched": ("bare_unmatched", 1_000, 11_000),
+    "matched_body_end": ("bare", 1_000, 11_000),
+    "matched_in_flight_bytes": ("bare", 1_000, 11_000),
     "scrape_1k": (None, 2, 12),
     "scrape_10k": (None, 1, 3),
     # Not this crate's: for reading the figures above.
+    "scrape_10k_prometheus": (None, 1, 3),
     "part_matchit_lookup": (None, 1_000, 11_000),
     "part_two_clock_reads": (None, 1_000, 11_000),
     "part_absent_header_lookup": (None, 1_000, 11_000),
