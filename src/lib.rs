@@ -194,13 +194,35 @@
 //!
 //! # Where to put the layer
 //!
-//! - **axum**: wrap the whole router with `layer.layer(router)` (serve it
-//!   with `axum::ServiceExt::into_make_service`), or add it with
-//!   `Router::layer`, which wraps every route and the fallback. Either way
-//!   405s and 404s are seen too. The layer resolves templates itself and
-//!   does not need axum's `MatchedPath`, so it records the same way wherever
-//!   it sits; wrapping the router is the cheaper of the two (see
-//!   Performance). See axum's `middleware` docs for ordering.
+//! - **axum**: add it with `Router::layer`, which wraps every route and
+//!   the fallback, or wrap the whole router as one service, which is
+//!   cheaper. `axum::serve` takes responses with axum's own body, so map
+//!   the response back to it:
+//!
+//!   ```no_run
+//!   # #[tokio::main]
+//!   # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!   # let registry = prometheus::Registry::new();
+//!   # let metrics_layer = tower_prometheus::RequestMetricsLayer::builder()
+//!   #     .route(tower_prometheus::Route::new("/"))
+//!   #     .build(&registry)?;
+//!   # let router = axum::Router::new().route("/", axum::routing::get(|| async { "hi" }));
+//!   # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//!   let app = tower::ServiceBuilder::new()
+//!       .map_response(axum::response::IntoResponse::into_response)
+//!       .layer(metrics_layer)
+//!       .service(router);
+//!   axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service(app)).await?;
+//!   # Ok(())
+//!   # }
+//!   ```
+//!
+//!   A hyper-util server takes the layer's response as it is (the
+//!   `ctms_server` example serves it so). Either way 405s and 404s are seen
+//!   too. The layer resolves templates itself and does not need axum's
+//!   `MatchedPath`, but a layer added to a router that is then nested sees
+//!   paths without the nesting prefix: add it to the outer router. See
+//!   axum's `middleware` docs for ordering.
 //! - **hyper**: wrap the service given to the connection builder (through
 //!   `hyper_util::service::TowerToHyperService`).
 //! - **tonic**: add it with `Server::builder().layer(..)`; gRPC paths are

@@ -564,3 +564,80 @@ fn assert_no_raw_paths(exposition: &Exposition, raw: &[&str]) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_sent_events_stream_is_timed_to_its_end() {
+    use axum::response::sse::{Event, Sse};
+    use tokio_stream::wrappers::ReceiverStream;
+    use tower_prometheus::RecordingPoint;
+
+    let registry = Registry::new();
+    let layer = RequestMetricsLayer::builder()
+        .route(Route::new("/events").methods([Method::GET]).statuses([200]))
+        .recording_point(RecordingPoint::BodyEnd)
+        .in_flight(true)
+        .build(&registry)
+        .unwrap();
+    let router = axum::Router::new()
+        .route(
+            "/events",
+            axum::routing::get(|| async {
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
+                tokio::spawn(async move {
+                    for i in 0..3 {
+                        // The stream's pace: the duration under test.
+                        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                        let event = Ok::<_, Infallible>(Event::default().data(i.to_string()));
+                        if tx.send(event).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                Sse::new(ReceiverStream::new(rx))
+            }),
+        )
+        .route_service("/metrics", MetricsExporter::new(registry.clone()));
+    // The whole Router wrapped, served by `axum::serve`, as the crate docs
+    // show: `axum::serve` takes axum's own body type.
+    let app = tower::ServiceBuilder::new()
+        .map_response(axum::response::IntoResponse::into_response)
+        .layer(layer)
+        .service(router);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        )
+        .await
+    });
+
+    let started = std::time::Instant::now();
+    let response = get(addr, "/events").await;
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(response.status, 200);
+    assert!(response.body.contains("data: 2"), "{}", response.body);
+
+    let exposition = scrape_until(addr, |e| {
+        e.sum(
+            "ctms_requests_duration_seconds_count",
+            &[("path_template", "/events")],
+        ) >= 1.0
+    })
+    .await;
+    let labels = [("path_template", "/events")];
+    assert_eq!(exposition.sum("ctms_requests_total", &labels), 1.0);
+    let duration = exposition.sum("ctms_requests_duration_seconds_sum", &labels);
+    assert!(
+        (0.45..=took).contains(&duration),
+        "the stream took {took} s to read, recorded as {duration} s"
+    );
+    assert_eq!(
+        exposition.value(
+            "ctms_requests_in_flight",
+            &[("method", "GET"), ("path_template", "/events")]
+        ),
+        Some(0.0)
+    );
+}
