@@ -1000,6 +1000,52 @@ mod tests {
     }
 
     #[test]
+    fn only_known_clients_start_at_zero_on_api_routes() {
+        use tower::{service_fn, Layer, ServiceExt};
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .route(
+                Route::new("/")
+                    .methods([Method::GET])
+                    .statuses([200, 404])
+                    .api(),
+            )
+            .clients(["known"])
+            .build(&registry)
+            .unwrap();
+        let service = layer.layer(service_fn(|_: http::Request<()>| async {
+            let mut response = http::Response::new(String::new());
+            response
+                .extensions_mut()
+                .insert(crate::ClientId::from_static("seen"));
+            Ok::<_, std::convert::Infallible>(response)
+        }));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(service.oneshot(http::Request::get("/").body(()).unwrap()))
+            .unwrap();
+        let text = render(&registry);
+        let api = |client: &str, family: &str| {
+            sample(
+                &text,
+                &format!(
+                    r#"ctms_api_requests_total{{client_id="{client}",method="GET",path_template="/",status_code_family="{family}"}}"#
+                ),
+            )
+        };
+        assert_eq!(api("known", "2xx"), Some(0.0));
+        assert_eq!(api("known", "4xx"), Some(0.0));
+        assert_eq!(api("seen", "2xx"), Some(1.0));
+        assert_eq!(
+            api("seen", "4xx"),
+            None,
+            "a client seen at runtime is not pre-initialised"
+        );
+    }
+
+    #[test]
     fn the_unmatched_counter_starts_at_zero() {
         let registry = Registry::new();
         one_route().build(&registry).unwrap();

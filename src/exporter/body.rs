@@ -94,4 +94,13 @@ mod tests {
         assert!(body.is_end_stream());
         assert_eq!(body.size_hint().exact(), Some(0));
     }
+
+    #[test]
+    fn any_bytes_become_a_body_and_come_back_out() {
+        let body = MetricsBody::from("text");
+        assert_eq!(body.as_bytes(), b"text");
+        assert_eq!(body.into_bytes(), Bytes::from_static(b"text"));
+        let body = MetricsBody::from(vec![1_u8, 2, 3]);
+        assert_eq!(body.size_hint().exact(), Some(3));
+    }
 }

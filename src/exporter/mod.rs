@@ -486,11 +486,12 @@ mod tests {
         // Once every waiting scrape is answered, the exporter keeps no copy.
         assert!(!exporter.share.holds_a_render());
 
-        // The next scrape renders afresh.
+        // The next scrape renders afresh, and a lone render is not kept.
         let mut exporter = exporter;
         let mut next = Service::call(&mut exporter, request(Method::GET));
         assert!(poll_once(&mut next).is_ready());
         assert_eq!(gate.collects.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(!exporter.share.holds_a_render());
     }
 
     #[test]
@@ -543,5 +544,76 @@ mod tests {
         assert!(std::str::from_utf8(response.body().as_bytes())
             .unwrap()
             .contains("things_total 3"));
+    }
+
+    /// A collector whose every collect waits for the test's go-ahead,
+    /// telling the test when it starts.
+    struct Stepped {
+        desc: prometheus::core::Desc,
+        entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+        release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl prometheus::core::Collector for Stepped {
+        fn desc(&self) -> Vec<&prometheus::core::Desc> {
+            vec![&self.desc]
+        }
+
+        fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+            self.entered.lock().unwrap().send(()).unwrap();
+            self.release.lock().unwrap().recv().unwrap();
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn a_scrape_never_takes_a_render_that_started_before_it_arrived() {
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let exporter = exporter();
+        let desc =
+            prometheus::core::Desc::new("s".into(), "s".into(), Vec::new(), Default::default())
+                .unwrap();
+        exporter
+            .registry()
+            .register(Box::new(Stepped {
+                desc,
+                entered: std::sync::Mutex::new(entered_tx),
+                release: std::sync::Mutex::new(release_rx),
+            }))
+            .unwrap();
+        let render_on_a_thread = |exporter: &MetricsExporter| {
+            let mut service = exporter.clone();
+            std::thread::spawn(move || {
+                let mut future = Service::call(&mut service, request(Method::GET));
+                poll_once(&mut future).is_ready()
+            })
+        };
+
+        // Render 1 runs; scrape A waits for it; it finishes, A not yet told.
+        let first = render_on_a_thread(&exporter);
+        entered.recv().unwrap();
+        let mut a = Service::call(&mut exporter.clone(), request(Method::GET));
+        assert!(poll_once(&mut a).is_pending());
+        release.send(()).unwrap();
+        assert!(first.join().unwrap());
+
+        // Render 2 runs; scrape B arrives during it: render 1's bytes, still
+        // kept for A, are older than B and must not be its answer.
+        let second = render_on_a_thread(&exporter);
+        entered.recv().unwrap();
+        let mut b = Service::call(&mut exporter.clone(), request(Method::GET));
+        assert!(poll_once(&mut b).is_pending());
+        assert!(
+            poll_once(&mut b).is_pending(),
+            "B took a render from before it arrived"
+        );
+        assert!(
+            poll_once(&mut a).is_ready(),
+            "A takes the render it waited for"
+        );
+        release.send(()).unwrap();
+        assert!(second.join().unwrap());
+        assert!(poll_once(&mut b).is_ready());
     }
 }
