@@ -602,7 +602,7 @@ mod tests {
         // kept for A, are older than B and must not be its answer.
         let second = render_on_a_thread(&exporter);
         entered.recv().unwrap();
-        let mut b = Service::call(&mut exporter.clone(), request(Method::GET));
+        let mut b = Service::call(&mut exporter, request(Method::GET));
         assert!(poll_once(&mut b).is_pending());
         assert!(
             poll_once(&mut b).is_pending(),
