@@ -570,7 +570,7 @@ mod tests {
     fn a_scrape_never_takes_a_render_that_started_before_it_arrived() {
         let (entered_tx, entered) = std::sync::mpsc::channel();
         let (release, release_rx) = std::sync::mpsc::channel();
-        let exporter = exporter();
+        let mut exporter = exporter();
         let desc =
             prometheus::core::Desc::new("s".into(), "s".into(), Vec::new(), Default::default())
                 .unwrap();
