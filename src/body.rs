@@ -38,17 +38,9 @@ pin_project! {
         inner: B,
         // Boxed: a response that tracks nothing stays as small as its body,
         // so moving it costs what moving the inner response does.
+        // Dropped with a record left, it records the request as abandoned
+        // (see `Drop for Tracker`).
         tracker: Option<Box<Tracker>>,
-    }
-
-    impl<B> PinnedDrop for ResponseBody<B> {
-        fn drop(this: Pin<&mut Self>) {
-            // Dropped before its end: the client went away (or the server
-            // gave up on it).
-            if let Some(mut tracker) = this.project().tracker.take() {
-                tracker.abandoned();
-            }
-        }
     }
 }
 
@@ -237,13 +229,6 @@ impl Tracker {
         }
         self.tally = None;
     }
-
-    fn abandoned(&mut self) {
-        if let Some(record) = self.record.take() {
-            record.into_pending().finish_unanswered(true);
-        }
-        self.tally = None;
-    }
 }
 
 /// `Option::take` for the gRPC variant only.
@@ -263,8 +248,8 @@ impl TakeIfGrpc for Option<EndRecord> {
 
 impl Drop for Tracker {
     fn drop(&mut self) {
-        // A tracker dropped with a record left (a panic between the head and
-        // the body): the request was abandoned.
+        // Dropped before the body's end: the client went away, or the server
+        // gave up on it. The tally ends with it.
         if let Some(record) = self.record.take() {
             record.into_pending().finish_unanswered(true);
         }
@@ -422,6 +407,57 @@ mod tests {
         let text = render(&registry);
         assert_eq!(total(&text, "/stream", "GET", 499), Some(1.0));
         assert_eq!(total(&text, "/stream", "GET", 200), Some(0.0));
+    }
+
+    #[test]
+    fn a_body_that_says_it_has_ended_is_not_polled_again() {
+        let registry = Registry::new();
+        let layer = builder()
+            .recording_point(RecordingPoint::BodyEnd)
+            .build(&registry)
+            .unwrap();
+        let mut response = serve(
+            &layer,
+            get_stream(),
+            Response::new(FramesBody::data(&["a", "b"], None)),
+        );
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        // As hyper does: data frames until `is_end_stream`, then the body is
+        // dropped without being polled for its end.
+        while !response.body().is_end_stream() {
+            let _ = Pin::new(response.body_mut()).poll_frame(&mut cx);
+        }
+        drop(response);
+        let text = render(&registry);
+        assert_eq!(total(&text, "/stream", "GET", 200), Some(1.0));
+        assert_eq!(total(&text, "/stream", "GET", 499), None);
+    }
+
+    #[test]
+    fn the_body_reports_what_the_inner_body_does() {
+        let layer = builder().build(&Registry::new()).unwrap();
+        let response = serve(
+            &layer,
+            get_stream(),
+            Response::new(FramesBody::data(&["abc"], None)),
+        );
+        assert!(!response.body().is_end_stream());
+        assert_eq!(response.body().size_hint().lower(), 0);
+        let response = serve(&layer, get_stream(), Response::new(FramesBody::default()));
+        assert!(response.body().is_end_stream());
+        let layer = builder().build(&Registry::new()).unwrap();
+        let mut service = layer.layer(service_fn(|_: Request<()>| {
+            std::future::ready(Ok::<_, Infallible>(Response::new("sized".to_owned())))
+        }));
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let Poll::Ready(Ok(response)) = pin!(service.call(get_stream())).as_mut().poll(&mut cx)
+        else {
+            panic!("ready at once");
+        };
+        assert_eq!(response.body().size_hint().exact(), Some(5));
+        assert_eq!(response.body().get_ref(), "sized");
     }
 
     #[test]
