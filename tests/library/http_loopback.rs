@@ -641,3 +641,98 @@ async fn a_server_sent_events_stream_is_timed_to_its_end() {
         Some(0.0)
     );
 }
+
+/// A gRPC server stream that the server ends with an error status in its
+/// trailers, served by hand over HTTP/2 and called by tonic's own client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_stream_ended_by_the_server_with_an_error_is_recorded_with_it() {
+    use bytes::{BufMut, BytesMut};
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    use prost::Message;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest, HealthCheckResponse};
+
+    const WATCH: &str = "/grpc.health.v1.Health/Watch";
+    let registry = Registry::new();
+    let layer = RequestMetricsLayer::builder()
+        .route(Route::new(WATCH).methods([Method::POST]).statuses([200]))
+        .build(&registry)
+        .unwrap();
+    // One message, then `grpc-status: 13` (INTERNAL) in the trailers.
+    let service = layer.layer(service_fn(|_: Request<Incoming>| async {
+        let message = HealthCheckResponse { status: 1 }.encode_to_vec();
+        let mut framed = BytesMut::with_capacity(5 + message.len());
+        framed.put_u8(0);
+        framed.put_u32(message.len() as u32);
+        framed.put_slice(&message);
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("13"));
+        trailers.insert("grpc-message", http::HeaderValue::from_static("boom"));
+        let frames = vec![
+            Ok::<_, Infallible>(Frame::data(framed.freeze())),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let mut response = Response::new(StreamBody::new(tokio_stream::iter(frames)));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        Ok::<_, Infallible>(response)
+    }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let service = TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let builder = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                );
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut stream = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: "ctms.Contacts".into(),
+        })
+        .await
+        .expect("the stream starts")
+        .into_inner();
+    let first = stream.message().await.expect("a message").expect("one");
+    assert_eq!(first.status, 1);
+    let error = stream
+        .message()
+        .await
+        .expect_err("the server ends it with an error");
+    assert_eq!(error.code(), tonic::Code::Internal);
+
+    let text = MetricsExporter::new(registry).render().unwrap();
+    let exposition = crate::support::parse(&text);
+    let grpc = |code: &str| {
+        exposition.sum(
+            "ctms_grpc_requests_total",
+            &[("grpc_method", "Watch"), ("grpc_code", code)],
+        )
+    };
+    assert_eq!(grpc("INTERNAL"), 1.0, "{text}");
+    assert_eq!(grpc("OK"), 0.0);
+    assert_eq!(
+        exposition.sum(
+            "ctms_requests_total",
+            &[("path_template", WATCH), ("status_code", "500")]
+        ),
+        1.0
+    );
+}
