@@ -15,7 +15,7 @@ use pin_project_lite::pin_project;
 use crate::{
     body::{ResponseBody, Tracker},
     labels::Status,
-    recorder::{Pending, Tally},
+    recorder::{Pending, RequestBytes, Tally},
 };
 
 pin_project! {
@@ -105,6 +105,11 @@ impl Guard {
             at_body_end,
             in_user_code: false,
         }
+    }
+
+    /// A counter of the request's body bytes, for a recorded request.
+    pub(crate) fn request_bytes(&self) -> Option<RequestBytes> {
+        self.pending.as_ref().map(Pending::request_bytes)
     }
 
     /// Whether anything is left to record or count.

@@ -1,6 +1,6 @@
 //! The layer and its builder.
 
-use std::{fmt, sync::Arc};
+use std::{fmt, marker::PhantomData, sync::Arc};
 
 use http::HeaderMap;
 use prometheus::Registry;
@@ -11,6 +11,7 @@ use crate::{
     grpc::split_template,
     labels::Status,
     recorder::{seconds_to_ns, Recorder, RecorderConfig, RoutePreinit},
+    request_body::{CountRequestBody, PassRequestBody, RequestBodyMode},
     routes::{Route, Routes},
     schema::OTHER_CLIENT_ID,
     service::{ClientIdFromRequest, LayerState},
@@ -59,17 +60,17 @@ pub enum RecordingPoint {
 ///
 /// Build it once with [`RequestMetricsLayer::builder`] and clone it freely:
 /// clones share the same metrics. See the [crate docs](crate) for an example.
+///
+/// `M` says how request bodies reach the inner service: as they came
+/// ([`PassRequestBody`], the default), or wrapped to count their bytes
+/// ([`CountRequestBody`], from [`Builder::request_bytes`]).
 #[derive(Clone, Debug)]
-pub struct RequestMetricsLayer {
+pub struct RequestMetricsLayer<M = PassRequestBody> {
     state: Arc<LayerState>,
+    mode: PhantomData<M>,
 }
 
 impl RequestMetricsLayer {
-    #[cfg(test)]
-    pub(crate) fn recorder(&self) -> &Arc<crate::recorder::Recorder> {
-        &self.state.recorder
-    }
-
     /// A builder with the CTMS defaults: namespace `ctms`, the default
     /// buckets, no routes, unmatched paths not recorded.
     pub fn builder() -> Builder {
@@ -77,8 +78,15 @@ impl RequestMetricsLayer {
     }
 }
 
-impl<S> Layer<S> for RequestMetricsLayer {
-    type Service = RequestMetrics<S>;
+impl<M> RequestMetricsLayer<M> {
+    #[cfg(test)]
+    pub(crate) fn recorder(&self) -> &Arc<crate::recorder::Recorder> {
+        &self.state.recorder
+    }
+}
+
+impl<S, M> Layer<S> for RequestMetricsLayer<M> {
+    type Service = RequestMetrics<S, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         RequestMetrics::new(inner, self.state.clone())
@@ -114,7 +122,8 @@ impl<S> Layer<S> for RequestMetricsLayer {
 /// );
 /// # Ok::<(), BuildError>(())
 /// ```
-pub struct Builder {
+pub struct Builder<M = PassRequestBody> {
+    mode: PhantomData<M>,
     namespace: String,
     routes: Vec<Route>,
     buckets: Vec<f64>,
@@ -132,6 +141,7 @@ pub struct Builder {
 impl Default for Builder {
     fn default() -> Self {
         Self {
+            mode: PhantomData,
             namespace: DEFAULT_NAMESPACE.to_owned(),
             routes: Vec::new(),
             buckets: DEFAULT_BUCKETS.to_vec(),
@@ -149,6 +159,36 @@ impl Default for Builder {
 }
 
 impl Builder {
+    /// Counts `<namespace>_request_body_bytes_total{method, path_template}`:
+    /// the bytes of the request body's data frames as the inner service
+    /// reads them, added when the body is dropped.
+    ///
+    /// Counting them takes wrapping the body, so the inner service then
+    /// receives `Request<`[`RequestBody`](crate::RequestBody)`<B>>` rather than the request as it
+    /// came: routers (axum, tonic) take any body, a hand-written service
+    /// must accept that type. That is why this is a step of its own, which
+    /// changes the layer's type, rather than a flag.
+    #[must_use]
+    pub fn request_bytes(self) -> Builder<CountRequestBody> {
+        Builder {
+            mode: PhantomData,
+            namespace: self.namespace,
+            routes: self.routes,
+            buckets: self.buckets,
+            clients: self.clients,
+            max_client_ids: self.max_client_ids,
+            max_client_id_len: self.max_client_id_len,
+            client_id_from_request: self.client_id_from_request,
+            unmatched: self.unmatched,
+            shards: self.shards,
+            recording_point: self.recording_point,
+            in_flight: self.in_flight,
+            response_bytes: self.response_bytes,
+        }
+    }
+}
+
+impl<M: RequestBodyMode> Builder<M> {
     /// Sets the prefix of the metric names (default `ctms`, giving
     /// `ctms_requests_total` and so on).
     ///
@@ -335,7 +375,7 @@ impl Builder {
     /// status code, bucket list, cap or shard count, invalid, too many or too
     /// long known client ids, no route at all, or a clash with what
     /// `registry` already holds. On error nothing is registered.
-    pub fn build(self, registry: &Registry) -> Result<RequestMetricsLayer, BuildError> {
+    pub fn build(self, registry: &Registry) -> Result<RequestMetricsLayer<M>, BuildError> {
         check_namespace(&self.namespace)?;
         let bounds = check_buckets(&self.buckets)?;
         let shards = self.shard_count()?;
@@ -355,10 +395,12 @@ impl Builder {
             grpc_routes,
             in_flight: self.in_flight,
             response_bytes: self.response_bytes,
+            request_bytes: M::COUNTS,
         });
         recorder.register(registry)?;
         crate::clock::warm_up();
         Ok(RequestMetricsLayer {
+            mode: PhantomData,
             state: Arc::new(LayerState {
                 recorder,
                 at_body_end: self.recording_point == RecordingPoint::BodyEnd,
@@ -487,7 +529,7 @@ struct KnownClients {
     overflow_listed: bool,
 }
 
-impl fmt::Debug for Builder {
+impl<M: RequestBodyMode> fmt::Debug for Builder<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("namespace", &self.namespace)
@@ -505,6 +547,7 @@ impl fmt::Debug for Builder {
             .field("recording_point", &self.recording_point)
             .field("in_flight", &self.in_flight)
             .field("response_bytes", &self.response_bytes)
+            .field("request_bytes", &M::COUNTS)
             .finish()
     }
 }

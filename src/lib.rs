@@ -44,8 +44,8 @@
 //! | `ctms_requests_unmatched_total` | counter | none |
 //!
 //! and, when asked for (see [When a request is recorded](#when-a-request-is-recorded)
-//! and [gRPC](#grpc)): `ctms_grpc_requests_total`, `ctms_requests_in_flight`
-//! and `ctms_response_body_bytes_total`.
+//! and [gRPC](#grpc)): `ctms_grpc_requests_total`, `ctms_requests_in_flight`,
+//! `ctms_response_body_bytes_total` and `ctms_request_body_bytes_total`.
 //!
 //! These are the families of the CTMS format, named after Mozilla's Contact
 //! Management System, whose Python service defined them.
@@ -113,7 +113,13 @@
 //!   abandoned, so it is exact however requests end;
 //! - [`response_bytes`](Builder::response_bytes):
 //!   `ctms_response_body_bytes_total{method, path_template}`, the bytes of
-//!   the body's data frames as they are sent.
+//!   the body's data frames as they are sent;
+//! - [`request_bytes`](Builder::request_bytes):
+//!   `ctms_request_body_bytes_total{method, path_template}`, the bytes of
+//!   the request body's data frames as the inner service reads them. The
+//!   inner service then receives a [`RequestBody`] around the request's
+//!   body, so this is a builder step that changes the layer's type
+//!   ([`CountRequestBody`]) rather than a flag.
 //!
 //! The responses carry a [`ResponseBody`] that wraps the inner body; when
 //! nothing is tracked (the default), it only delegates.
@@ -245,8 +251,9 @@
 //! - `ctms_api_requests_total`: at most `R × 10 × 9 × (C + 1)`;
 //! - `ctms_requests_unmatched_total`: one;
 //! - `ctms_grpc_requests_total`: 17 codes per gRPC route;
-//! - `ctms_requests_in_flight`, `ctms_response_body_bytes_total` (when
-//!   asked for): at most `R × 10` each.
+//! - `ctms_requests_in_flight`, `ctms_response_body_bytes_total`,
+//!   `ctms_request_body_bytes_total` (when asked for): at most `R × 10`
+//!   each.
 //!
 //! In practice only the codes a service answers appear. The bound holds
 //! because:
@@ -346,6 +353,7 @@ mod grpc;
 mod labels;
 mod layer;
 mod recorder;
+mod request_body;
 mod routes;
 mod schema;
 mod segmented;
@@ -365,6 +373,7 @@ pub use layer::{
     Builder, RecordingPoint, RequestMetricsLayer, DEFAULT_BUCKETS, DEFAULT_MAX_CLIENT_IDS,
     DEFAULT_MAX_CLIENT_ID_LEN, DEFAULT_NAMESPACE, MAX_BUCKETS, MAX_NAMESPACE_LEN, MAX_SHARDS,
 };
+pub use request_body::{CountRequestBody, PassRequestBody, RequestBody, RequestBodyMode};
 pub use routes::{Route, MAX_TEMPLATE_LEN, MAX_TEMPLATE_PARAMS};
 pub use service::RequestMetrics;
 

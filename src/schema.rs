@@ -114,6 +114,8 @@ pub(crate) enum Family {
     InFlight,
     /// `<namespace>_response_body_bytes_total`
     ResponseBytes,
+    /// `<namespace>_request_body_bytes_total`
+    RequestBytes,
 }
 
 impl Family {
@@ -130,6 +132,7 @@ impl Family {
             Self::Grpc => "grpc_requests_total",
             Self::InFlight => "requests_in_flight",
             Self::ResponseBytes => "response_body_bytes_total",
+            Self::RequestBytes => "request_body_bytes_total",
         }
     }
 
@@ -148,15 +151,21 @@ impl Family {
             Self::ResponseBytes => {
                 "Total bytes of response bodies sent, by method and path (as carried by the body's frames)."
             }
+            Self::RequestBytes => {
+                "Total bytes of request bodies read, by method and path (as carried by the body's frames)."
+            }
         }
     }
 
     pub(crate) fn metric_type(self) -> MetricType {
         match self {
             Self::Duration => MetricType::HISTOGRAM,
-            Self::Total | Self::Api | Self::Unmatched | Self::Grpc | Self::ResponseBytes => {
-                MetricType::COUNTER
-            }
+            Self::Total
+            | Self::Api
+            | Self::Unmatched
+            | Self::Grpc
+            | Self::ResponseBytes
+            | Self::RequestBytes => MetricType::COUNTER,
             Self::InFlight => MetricType::GAUGE,
         }
     }
@@ -169,7 +178,7 @@ impl Family {
             Self::Api => &[CLIENT_ID, METHOD, PATH_TEMPLATE, STATUS_CODE_FAMILY],
             Self::Unmatched => &[],
             Self::Grpc => &[GRPC_CODE, GRPC_METHOD, GRPC_SERVICE],
-            Self::InFlight | Self::ResponseBytes => &[METHOD, PATH_TEMPLATE],
+            Self::InFlight | Self::ResponseBytes | Self::RequestBytes => &[METHOD, PATH_TEMPLATE],
         }
     }
 
@@ -182,7 +191,12 @@ impl Family {
                 .iter()
                 .map(|suffix| format!("{name}{suffix}"))
                 .collect(),
-            Self::Total | Self::Api | Self::Unmatched | Self::Grpc | Self::ResponseBytes => name
+            Self::Total
+            | Self::Api
+            | Self::Unmatched
+            | Self::Grpc
+            | Self::ResponseBytes
+            | Self::RequestBytes => name
                 .strip_suffix("_total")
                 .map(|family| vec![family.to_owned()])
                 .unwrap_or_default(),

@@ -2,6 +2,7 @@
 
 use std::{
     fmt,
+    marker::PhantomData,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -12,7 +13,12 @@ use tower_service::Service;
 use http_body::Body;
 
 use crate::{
-    body::ResponseBody, future::Guard, grpc::is_grpc_request, recorder::Recorder, ResponseFuture,
+    body::ResponseBody,
+    future::Guard,
+    grpc::is_grpc_request,
+    recorder::{Pending, Recorder, Tally},
+    request_body::{CountRequestBody, PassRequestBody, RequestBody},
+    ResponseFuture,
 };
 
 /// Reads a client id from request headers, for apps whose front proxy has
@@ -45,16 +51,22 @@ impl fmt::Debug for LayerState {
 /// matches a registered route template.
 ///
 /// Built by [`RequestMetricsLayer`](crate::RequestMetricsLayer); see the
-/// [crate docs](crate) for an example.
+/// [crate docs](crate) for an example. `M` says how request bodies reach
+/// the inner service; see [`RequestBodyMode`](crate::RequestBodyMode).
 #[derive(Clone, Debug)]
-pub struct RequestMetrics<S> {
+pub struct RequestMetrics<S, M = PassRequestBody> {
     inner: S,
     state: Arc<LayerState>,
+    mode: PhantomData<M>,
 }
 
-impl<S> RequestMetrics<S> {
+impl<S, M> RequestMetrics<S, M> {
     pub(crate) fn new(inner: S, state: Arc<LayerState>) -> Self {
-        Self { inner, state }
+        Self {
+            inner,
+            state,
+            mode: PhantomData,
+        }
     }
 
     /// The wrapped service.
@@ -71,9 +83,30 @@ impl<S> RequestMetrics<S> {
     pub fn into_inner(self) -> S {
         self.inner
     }
+
+    /// The guard of a request that is recorded: a gRPC call told apart,
+    /// the client id read from the request.
+    #[inline]
+    fn guard<B>(&self, mut pending: Pending, tally: Option<Tally>, request: &Request<B>) -> Guard {
+        let state = &*self.state;
+        if pending.on_grpc_route() && is_grpc_request(request.headers()) {
+            pending.set_grpc();
+        }
+        let mut guard = Guard::new(Some(pending), tally, state.at_body_end);
+        if let Some(read) = &state.client_id_from_request {
+            // A panic in the user's reader is recorded as 500, like one in
+            // the inner service.
+            guard.run_user_code(|pending| {
+                if let (Some(pending), Some(id)) = (pending, read(request.headers())) {
+                    pending.set_request_client(id);
+                }
+            });
+        }
+        guard
+    }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestMetrics<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestMetrics<S, PassRequestBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Body,
@@ -88,26 +121,45 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let state = &*self.state;
-        let Some((mut pending, tally)) =
-            state.recorder.start(request.uri().path(), request.method())
-        else {
+        let started = self
+            .state
+            .recorder
+            .start(request.uri().path(), request.method());
+        let Some((pending, tally)) = started else {
             // Not recorded: nothing to guard.
             return ResponseFuture::new(self.inner.call(request), Guard::new(None, None, false));
         };
-        if pending.on_grpc_route() && is_grpc_request(request.headers()) {
-            pending.set_grpc();
-        }
-        let mut guard = Guard::new(Some(pending), tally, state.at_body_end);
-        if let Some(read) = &state.client_id_from_request {
-            // A panic in the user's reader is recorded as 500, like one in
-            // the inner service.
-            guard.run_user_code(|pending| {
-                if let (Some(pending), Some(id)) = (pending, read(request.headers())) {
-                    pending.set_request_client(id);
-                }
-            });
-        }
+        let mut guard = self.guard(pending, tally, &request);
+        let inner = guard.run_user_code(|_| self.inner.call(request));
+        ResponseFuture::new(inner, guard)
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestMetrics<S, CountRequestBody>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+    ResBody: Body,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let started = self
+            .state
+            .recorder
+            .start(request.uri().path(), request.method());
+        let mut guard = match started {
+            Some((pending, tally)) => self.guard(pending, tally, &request),
+            None => Guard::new(None, None, false),
+        };
+        let counter = guard.request_bytes();
+        let request = request.map(|body| RequestBody::new(body, counter));
         let inner = guard.run_user_code(|_| self.inner.call(request));
         ResponseFuture::new(inner, guard)
     }

@@ -175,6 +175,8 @@ pub(super) struct MethodExtras {
     pub(super) in_flight: AtomicI64,
     /// Response body bytes sent.
     pub(super) response_bytes: AtomicU64,
+    /// Request body bytes read.
+    pub(super) request_bytes: AtomicU64,
 }
 
 /// The groups of one route.

@@ -9,7 +9,8 @@
 //! - `requests_duration_seconds`: method, template, status family;
 //! - `api_requests_total`: client id, then as the duration histogram;
 //! - `grpc_requests_total`: gRPC code name, gRPC method, gRPC service;
-//! - `requests_in_flight`, `response_body_bytes_total`: method, template.
+//! - `requests_in_flight`, `response_body_bytes_total`,
+//!   `request_body_bytes_total`: method, template.
 //!
 //! The method and template orders are fixed at build ([`Order`]); client
 //! ids are ranked at each scrape, since new ones arrive.
@@ -80,6 +81,9 @@ impl Recorder {
             }
             Family::ResponseBytes => self.collect_extras(|extras| {
                 counter_value(extras.response_bytes.load(Ordering::Relaxed))
+            }),
+            Family::RequestBytes => self.collect_extras(|extras| {
+                counter_value(extras.request_bytes.load(Ordering::Relaxed))
             }),
         };
         let mut collected = MetricFamily::default();

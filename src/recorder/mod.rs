@@ -100,6 +100,8 @@ pub(crate) struct RecorderConfig {
     pub(crate) in_flight: bool,
     /// Whether response body bytes are counted.
     pub(crate) response_bytes: bool,
+    /// Whether request body bytes are counted.
+    pub(crate) request_bytes: bool,
 }
 
 /// What the shards read and the scrape walks: the tables decided at build
@@ -118,6 +120,7 @@ pub(crate) struct Tables {
     grpc_routes: Box<[bool]>,
     in_flight: bool,
     response_bytes: bool,
+    request_bytes: bool,
     directory: Directory,
 }
 
@@ -183,6 +186,7 @@ impl Recorder {
             grpc_routes,
             in_flight,
             response_bytes,
+            request_bytes,
         } = config;
         let shards = shards.max(1).next_power_of_two();
         let order = collect::Order::new(&routes);
@@ -198,6 +202,7 @@ impl Recorder {
             grpc_routes: grpc_routes.into(),
             in_flight,
             response_bytes,
+            request_bytes,
         });
         let shards = (0..shards)
             .map(|index| {
@@ -234,6 +239,9 @@ impl Recorder {
         }
         if tables.response_bytes {
             families.push(Family::ResponseBytes);
+        }
+        if tables.request_bytes {
+            families.push(Family::RequestBytes);
         }
         families
     }
@@ -326,6 +334,16 @@ impl Pending {
         };
     }
 
+    /// A counter of this request's body bytes.
+    pub(crate) fn request_bytes(&self) -> RequestBytes {
+        RequestBytes {
+            shard: self.shard.clone(),
+            route: self.route,
+            method: self.method,
+            bytes: 0,
+        }
+    }
+
     /// Whether the request went to a gRPC route (where a gRPC call is
     /// recorded with its gRPC status).
     #[inline]
@@ -411,6 +429,41 @@ impl Pending {
         if let Some(code) = grpc {
             cells.add_grpc(code);
         }
+    }
+}
+
+/// The bytes of one request's body, added to its (route, method) when the
+/// body is dropped.
+pub(crate) struct RequestBytes {
+    shard: Arc<Shard>,
+    route: RouteId,
+    method: MethodLabel,
+    bytes: u64,
+}
+
+impl RequestBytes {
+    /// Counts `bytes` read in a frame of the request body.
+    #[inline]
+    pub(crate) fn read(&mut self, bytes: usize) {
+        self.bytes += bytes as u64;
+    }
+}
+
+impl Drop for RequestBytes {
+    fn drop(&mut self) {
+        if let Some(extras) = self.shard.tables.directory.extras(self.route, self.method) {
+            extras
+                .request_bytes
+                .fetch_add(self.bytes, Ordering::Relaxed);
+        }
+    }
+}
+
+impl fmt::Debug for RequestBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBytes")
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
     }
 }
 

@@ -736,3 +736,54 @@ async fn a_grpc_stream_ended_by_the_server_with_an_error_is_recorded_with_it() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_and_response_bytes_over_http_are_the_bytes_carried() {
+    use http_body_util::BodyExt;
+
+    let registry = Registry::new();
+    let layer = RequestMetricsLayer::builder()
+        .route(Route::new("/echo").methods([Method::POST]).statuses([200]))
+        .response_bytes(true)
+        .request_bytes()
+        .build(&registry)
+        .unwrap();
+    let echo = layer.layer(service_fn(
+        |request: Request<tower_prometheus::RequestBody<Incoming>>| async move {
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            // Answers twice what it read.
+            let answer = format!("{0}{0}", String::from_utf8_lossy(&body));
+            Ok::<_, Infallible>(Response::new(answer))
+        },
+    ));
+    let exporter = MetricsExporter::new(registry.clone());
+    let addr = serve_with_hyper(service_fn(move |request: Request<Incoming>| {
+        let exporter = exporter.clone();
+        let echo = echo.clone();
+        async move {
+            if request.uri().path() == "/metrics" {
+                let response = exporter.oneshot(request).await;
+                response.map(|response| response.map(Either::Left))
+            } else {
+                let response = echo.oneshot(request).await;
+                response.map(|response| response.map(Either::Right))
+            }
+        }
+    }))
+    .await;
+    for body in ["hello", "a body of 20 bytes..", ""] {
+        let response = request(addr, "POST", "/echo", &[], Some(body)).await;
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body.len(), 2 * body.len());
+    }
+    let exposition = scrape(addr, "/metrics").await;
+    let labels = [("method", "POST"), ("path_template", "/echo")];
+    assert_eq!(
+        exposition.value("ctms_request_body_bytes_total", &labels),
+        Some(25.0)
+    );
+    assert_eq!(
+        exposition.value("ctms_response_body_bytes_total", &labels),
+        Some(50.0)
+    );
+}

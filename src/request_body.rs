@@ -1,0 +1,203 @@
+//! Request bodies: passed to the inner service as they came (the default),
+//! or wrapped to count the bytes their data frames carry.
+
+use std::{
+    fmt,
+    pin::Pin,
+    task::{ready, Context, Poll},
+};
+
+use bytes::Buf;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::recorder::RequestBytes;
+
+/// How a [`RequestMetrics`](crate::RequestMetrics) hands request bodies to
+/// the inner service: [`PassRequestBody`] (the default) or
+/// [`CountRequestBody`]. Sealed: these two are the only ones.
+pub trait RequestBodyMode: sealed::Sealed + Clone + fmt::Debug + Send + Sync + 'static {
+    /// Whether request body bytes are counted.
+    #[doc(hidden)]
+    const COUNTS: bool;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The inner service receives each request as it came.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PassRequestBody;
+
+/// The inner service receives each request with its body wrapped in a
+/// [`RequestBody`], which counts the bytes of its data frames into
+/// `<namespace>_request_body_bytes_total`; see
+/// [`Builder::request_bytes`](crate::Builder::request_bytes).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CountRequestBody;
+
+impl sealed::Sealed for PassRequestBody {}
+impl sealed::Sealed for CountRequestBody {}
+
+impl RequestBodyMode for PassRequestBody {
+    const COUNTS: bool = false;
+}
+
+impl RequestBodyMode for CountRequestBody {
+    const COUNTS: bool = true;
+}
+
+pin_project! {
+    /// A request body as the inner service sees it when request bytes are
+    /// counted: the body unchanged, data frame for data frame. The bytes
+    /// read are added when it is dropped, however much of it was read.
+    pub struct RequestBody<B> {
+        #[pin]
+        inner: B,
+        counter: Option<RequestBytes>,
+    }
+}
+
+impl<B> RequestBody<B> {
+    pub(crate) fn new(inner: B, counter: Option<RequestBytes>) -> Self {
+        Self { inner, counter }
+    }
+
+    /// The body as it came.
+    pub fn get_ref(&self) -> &B {
+        &self.inner
+    }
+}
+
+impl<B: Body> Body for RequestBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if let (Some(counter), Some(Ok(frame))) = (this.counter.as_mut(), &frame) {
+            if let Some(data) = frame.data_ref() {
+                counter.read(data.remaining());
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for RequestBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBody")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{convert::Infallible, future::Future, pin::pin};
+
+    use http::{Method, Request, Response};
+    use prometheus::Registry;
+    use tower::{service_fn, Layer, Service};
+
+    use super::*;
+    use crate::{
+        test_helpers::{drain, noop_waker, render, sample, FramesBody},
+        RequestMetricsLayer, Route,
+    };
+
+    fn bytes(text: &str, method: &str) -> Option<f64> {
+        sample(
+            text,
+            &format!(
+                r#"ctms_request_body_bytes_total{{method="{method}",path_template="/upload"}}"#
+            ),
+        )
+    }
+
+    #[test]
+    fn the_bytes_the_inner_service_reads_are_counted() {
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .route(
+                Route::new("/upload")
+                    .methods([Method::POST])
+                    .statuses([200]),
+            )
+            .request_bytes()
+            .build(&registry)
+            .unwrap();
+        assert_eq!(
+            bytes(&render(&registry), "POST"),
+            Some(0.0),
+            "listed methods start at zero"
+        );
+        let mut service = layer.layer(service_fn(
+            |mut request: Request<RequestBody<FramesBody>>| {
+                // Reads the whole body, as a handler that parses it would.
+                drain(request.body_mut());
+                std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
+            },
+        ));
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        for data in [&["abc", "defg"][..], &["hij"]] {
+            let request = Request::post("/upload")
+                .body(FramesBody::data(data, None))
+                .unwrap();
+            let mut future = pin!(service.call(request));
+            assert!(future.as_mut().poll(&mut cx).is_ready());
+        }
+        // An unmatched path: read, not counted.
+        let request = Request::post("/elsewhere")
+            .body(FramesBody::data(&["zzz"], None))
+            .unwrap();
+        assert!(pin!(service.call(request))
+            .as_mut()
+            .poll(&mut cx)
+            .is_ready());
+        assert_eq!(bytes(&render(&registry), "POST"), Some(10.0));
+    }
+
+    #[test]
+    fn a_body_left_unread_counts_what_was_read() {
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/upload"))
+            .request_bytes()
+            .build(&registry)
+            .unwrap();
+        let mut service = layer.layer(service_fn(
+            |mut request: Request<RequestBody<FramesBody>>| {
+                let waker = noop_waker();
+                let mut cx = Context::from_waker(&waker);
+                // One frame read, the rest left.
+                let _ = Pin::new(request.body_mut()).poll_frame(&mut cx);
+                std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
+            },
+        ));
+        let request = Request::put("/upload")
+            .body(FramesBody::data(&["12345", "678"], None))
+            .unwrap();
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(pin!(service.call(request))
+            .as_mut()
+            .poll(&mut cx)
+            .is_ready());
+        assert_eq!(bytes(&render(&registry), "PUT"), Some(5.0));
+    }
+}
