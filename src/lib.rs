@@ -235,9 +235,27 @@
 //!   `/package.Service/Method`, so register those as templates (see
 //!   [gRPC](#grpc)).
 //!
-//! Put it outside layers that answer on their own (auth, rate limiting,
-//! timeouts) so that their answers are counted, and inside a panic-catching
-//! layer only if you want its 500 to carry your response's client id.
+//! Among other layers, the order decides what is recorded:
+//!
+//! | layer | put the metrics layer | you get |
+//! |---|---|---|
+//! | a timeout (`tower::timeout`, tower-http's `TimeoutLayer`) | **outside** it | its 408/504 recorded as such; inside it, the timed-out request is dropped and recorded as 499, so server timeouts never reach the 5xx alerts |
+//! | authentication that answers 401 and inserts [`ClientId`] | **outside** it | the 401s counted, and every client's id; inside it, the 401s are never seen |
+//! | a panic catcher (tower-http's `CatchPanicLayer`) | **outside** it, with the auth layer between the two | the 500 it answers, with the client id the auth layer put on it; with the metrics layer inside the catcher, the panic is still recorded as 500, but only with a client id read from the request |
+//! | a concurrency limit or any layer whose `poll_ready` waits | either side | the time spent waiting for readiness is **not** in the histogram: the clock starts at `call`. To see queueing, put a timeout outside the limit (its 408s are counted) or watch the in-flight gauge against the limit |
+//! | axum's `Router::nest` | on the **outer** router | the full templates; a layer added to a router before it is nested sees paths without the prefix, matches nothing, and only `requests_unmatched_total` grows |
+//!
+//! # Registries
+//!
+//! The families are registered in the registry given to [`Builder::build`],
+//! next to anything else in it. A registry made with
+//! `Registry::new_custom(prefix, labels)` is supported: the prefix is put
+//! before every name (`app_ctms_requests_total`) and the constant labels
+//! are added to every series, unless a constant label has the name of one
+//! of the layer's labels, which is a [`BuildError::ConstantLabelClash`]
+//! (Prometheus would refuse every scrape). Registering another metric under
+//! a name the layer's samples use (`ctms_requests_duration_seconds_count`)
+//! is refused, before or after the build.
 //!
 //! # Hostile traffic and cardinality
 //!
