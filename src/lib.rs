@@ -239,7 +239,7 @@
 //!
 //! | layer | put the metrics layer | you get |
 //! |---|---|---|
-//! | a timeout (`tower::timeout`, tower-http's `TimeoutLayer`) | **outside** it | its 408/504 recorded as such; inside it, the timed-out request is dropped and recorded as 499, so server timeouts never reach the 5xx alerts |
+//! | a timeout (tower-http's `TimeoutLayer`, `tower::timeout`) | **outside** it | tower-http's 408 recorded as such, `tower::timeout`'s error as 500; with the metrics layer inside the timeout, the timed-out request is dropped and recorded as 499, so server timeouts never reach the 5xx alerts |
 //! | authentication that answers 401 and inserts [`ClientId`] | **outside** it | the 401s counted, and every client's id; inside it, the 401s are never seen |
 //! | a panic catcher (tower-http's `CatchPanicLayer`) | **outside** it, with the auth layer between the two | the 500 it answers, with the client id the auth layer put on it; with the metrics layer inside the catcher, the panic is still recorded as 500, but only with a client id read from the request |
 //! | a concurrency limit or any layer whose `poll_ready` waits | either side | the time spent waiting for readiness is **not** in the histogram: the clock starts at `call`. To see queueing, put a timeout outside the limit (its 408s are counted) or watch the in-flight gauge against the limit |
