@@ -666,6 +666,55 @@ mod tests {
     }
 
     #[test]
+    fn the_in_flight_gauge_lists_only_the_methods_a_route_lists() {
+        let registry = Registry::new();
+        builder().in_flight(true).build(&registry).unwrap();
+        let text = render(&registry);
+        assert_eq!(in_flight(&text, "/stream", "GET"), Some(0.0));
+        assert_eq!(in_flight(&text, GRPC, "POST"), Some(0.0));
+        assert_eq!(in_flight(&text, "/stream", "POST"), None, "{text}");
+        assert_eq!(in_flight(&text, GRPC, "GET"), None);
+    }
+
+    #[test]
+    fn a_grpc_call_on_a_plain_route_is_recorded_as_http() {
+        let registry = Registry::new();
+        let layer = builder().build(&registry).unwrap();
+        let request = Request::get("/stream")
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        let response = serve(
+            &layer,
+            request,
+            Response::new(FramesBody::data(&["x"], None)),
+        );
+        // Recorded at the head, as HTTP: not a gRPC route.
+        assert_eq!(total(&render(&registry), "/stream", "GET", 200), Some(1.0));
+        drop(response);
+        assert_eq!(total(&render(&registry), "/stream", "GET", 500), None);
+    }
+
+    #[test]
+    fn at_the_body_end_the_response_client_id_is_the_one_recorded() {
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/stream"))
+            .recording_point(RecordingPoint::BodyEnd)
+            .build(&registry)
+            .unwrap();
+        let mut response = Response::new(FramesBody::data(&["a"], None));
+        response
+            .extensions_mut()
+            .insert(crate::ClientId::from_static("streamer"));
+        let mut response = serve(&layer, get_stream(), response);
+        drain(response.body_mut());
+        let text = render(&registry);
+        let api = r#"ctms_api_requests_total{client_id="streamer",method="GET",path_template="/stream",status_code_family="2xx"}"#;
+        assert_eq!(sample(&text, api), Some(1.0), "{text}");
+    }
+
+    #[test]
     fn the_in_flight_gauge_follows_a_request_to_its_end() {
         for point in [RecordingPoint::ResponseHead, RecordingPoint::BodyEnd] {
             let registry = Registry::new();

@@ -1089,6 +1089,36 @@ mod tests {
     }
 
     #[test]
+    fn a_known_client_id_of_exactly_the_length_cap_is_accepted() {
+        build(one_route().max_client_id_len(4).clients(["abcd"])).unwrap();
+    }
+
+    #[test]
+    fn a_route_marked_grpc_must_be_a_method_path() {
+        let registry = Registry::new();
+        RequestMetricsLayer::builder()
+            .route(Route::new("/Greeter/SayHello").grpc())
+            .route(Route::new("/not/grpc"))
+            .build(&registry)
+            .unwrap();
+        let text = render(&registry);
+        assert_eq!(
+            count_series(&text, "ctms_grpc_requests_total"),
+            17,
+            "{text}"
+        );
+        assert!(text.contains(r#"grpc_service="Greeter""#));
+        for template in ["/a/{x}", "/Greeter", "/a/b/c"] {
+            let error = build(RequestMetricsLayer::builder().route(Route::new(template).grpc()))
+                .unwrap_err();
+            assert!(
+                matches!(&error, BuildError::NotAGrpcTemplate { template: t } if t == template),
+                "{template}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_unmatched_counter_starts_at_zero() {
         let registry = Registry::new();
         one_route().build(&registry).unwrap();
