@@ -620,6 +620,31 @@ mod tests {
         );
     }
 
+    #[test]
+    fn bytes_of_a_method_the_route_does_not_list_are_listed_once_counted() {
+        let registry = Registry::new();
+        let layer = builder().response_bytes(true).build(&registry).unwrap();
+        let request = Request::delete("/stream").body(()).unwrap();
+        let mut response = serve(
+            &layer,
+            request,
+            Response::new(FramesBody::data(&["1234"], None)),
+        );
+        drain(response.body_mut());
+        let text = render(&registry);
+        let bytes = |method: &str| {
+            sample(
+                &text,
+                &format!(
+                    r#"ctms_response_body_bytes_total{{method="{method}",path_template="/stream"}}"#
+                ),
+            )
+        };
+        assert_eq!(bytes("DELETE"), Some(4.0), "{text}");
+        assert_eq!(bytes("GET"), Some(0.0), "listed");
+        assert_eq!(bytes("PUT"), None, "neither listed nor used");
+    }
+
     /// How a request ends, for the in-flight gauge.
     #[derive(Clone, Copy, Debug)]
     enum Ending {
