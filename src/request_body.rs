@@ -200,4 +200,50 @@ mod tests {
             .is_ready());
         assert_eq!(bytes(&render(&registry), "PUT"), Some(5.0));
     }
+
+    #[test]
+    fn the_body_reports_what_the_inner_body_does() {
+        let body = RequestBody::new(FramesBody::data(&["ab"], None), None);
+        assert!(!body.is_end_stream());
+        assert!(RequestBody::new(FramesBody::default(), None).is_end_stream());
+        let body = RequestBody::new("sized".to_owned(), None);
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert_eq!(body.get_ref(), "sized");
+    }
+
+    /// Not ready at its first `poll_ready`.
+    struct NotReadyOnce(bool);
+
+    impl Service<Request<RequestBody<FramesBody>>> for NotReadyOnce {
+        type Response = Response<String>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response<String>, Infallible>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            if std::mem::replace(&mut self.0, true) {
+                Poll::Ready(Ok(()))
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+
+        fn call(&mut self, _: Request<RequestBody<FramesBody>>) -> Self::Future {
+            std::future::ready(Ok(Response::new(String::new())))
+        }
+    }
+
+    #[test]
+    fn readiness_is_the_inner_services() {
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/upload"))
+            .request_bytes()
+            .build(&Registry::new())
+            .unwrap();
+        let mut service = layer.layer(NotReadyOnce(false));
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(service.poll_ready(&mut cx).is_pending());
+        assert!(matches!(service.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+    }
 }
