@@ -699,6 +699,29 @@ mod tests {
         assert_eq!(in_flight(&text, GRPC, "POST"), Some(0.0));
         assert_eq!(in_flight(&text, "/stream", "POST"), None, "{text}");
         assert_eq!(in_flight(&text, GRPC, "GET"), None);
+        // A method the route does not list shows while it is in flight
+        // (recorded at its end, so nothing else lists it yet), and stays.
+        let registry = Registry::new();
+        let layer = builder()
+            .in_flight(true)
+            .recording_point(RecordingPoint::BodyEnd)
+            .build(&registry)
+            .unwrap();
+        let request = Request::delete("/stream").body(()).unwrap();
+        let response = serve(
+            &layer,
+            request,
+            Response::new(FramesBody::data(&["a"], None)),
+        );
+        assert_eq!(
+            in_flight(&render(&registry), "/stream", "DELETE"),
+            Some(1.0)
+        );
+        drop(response);
+        assert_eq!(
+            in_flight(&render(&registry), "/stream", "DELETE"),
+            Some(0.0)
+        );
     }
 
     #[test]

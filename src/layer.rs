@@ -1056,19 +1056,23 @@ mod tests {
             .clients(["known"])
             .build(&registry)
             .unwrap();
-        let service = layer.layer(service_fn(|_: http::Request<()>| async {
+        // `?client,status`: answers `status` with `client` as its id.
+        let service = layer.layer(service_fn(|request: http::Request<()>| async move {
+            let (client, status) = request.uri().query().unwrap().split_once(',').unwrap();
             let mut response = http::Response::new(String::new());
+            *response.status_mut() = http::StatusCode::from_u16(status.parse().unwrap()).unwrap();
             response
                 .extensions_mut()
-                .insert(crate::ClientId::from_static("seen"));
+                .insert(crate::ClientId::new(client));
             Ok::<_, std::convert::Infallible>(response)
         }));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        runtime
-            .block_on(service.oneshot(http::Request::get("/").body(()).unwrap()))
-            .unwrap();
+        for query in ["seen,200", "other,404", "known,200"] {
+            let request = http::Request::get(format!("/?{query}")).body(()).unwrap();
+            runtime.block_on(service.clone().oneshot(request)).unwrap();
+        }
         let text = render(&registry);
         let api = |client: &str, family: &str| {
             sample(
@@ -1078,14 +1082,17 @@ mod tests {
                 ),
             )
         };
-        assert_eq!(api("known", "2xx"), Some(0.0));
+        assert_eq!(api("known", "2xx"), Some(1.0));
         assert_eq!(api("known", "4xx"), Some(0.0));
         assert_eq!(api("seen", "2xx"), Some(1.0));
+        assert_eq!(api("other", "4xx"), Some(1.0));
         assert_eq!(
             api("seen", "4xx"),
             None,
             "a client seen at runtime is not pre-initialised"
         );
+        assert_eq!(api("other", "2xx"), None);
+        assert_eq!(count_series(&text, "ctms_api_requests_total"), 4, "{text}");
     }
 
     #[test]

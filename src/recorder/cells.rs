@@ -252,6 +252,11 @@ impl Directory {
             .get(method.index())
     }
 
+    /// Whether any request with `method` has been recorded on `route`.
+    pub(super) fn method_in_use(&self, route: RouteId, method: MethodLabel) -> bool {
+        StatusFamily::all().any(|family| self.group(route, method, family).is_some())
+    }
+
     /// Whether any request has been recorded on `route`.
     pub(super) fn route_in_use(&self, route: RouteId) -> bool {
         self.routes

@@ -146,7 +146,9 @@ impl Recorder {
     }
 
     /// A (method, path_template) family read from the extras: listed when
-    /// nonzero, or when the route lists the method (pre-initialised).
+    /// nonzero, when the route lists the method (pre-initialised), and once
+    /// a request with the method has been recorded, so that a series that
+    /// has appeared stays.
     fn collect_extras(
         &self,
         value: impl Fn(&MethodExtras) -> (proto::Metric, bool),
@@ -165,7 +167,7 @@ impl Recorder {
                     None if listed => value(&MethodExtras::default()),
                     None => continue,
                 };
-                if !nonzero && !listed {
+                if !nonzero && !listed && !tables.directory.method_in_use(route, method) {
                     continue;
                 }
                 metric.set_label(vec![
