@@ -230,7 +230,8 @@
 //!   paths without the nesting prefix: add it to the outer router. See
 //!   axum's `middleware` docs for ordering.
 //! - **hyper**: wrap the service given to the connection builder (through
-//!   `hyper_util::service::TowerToHyperService`).
+//!   `hyper_util::service::TowerToHyperService`); `examples/hyper_server.rs`
+//!   does so with a `ServiceBuilder` stack in the recommended order.
 //! - **tonic**: add it with `Server::builder().layer(..)`; gRPC paths are
 //!   `/package.Service/Method`, so register those as templates (see
 //!   [gRPC](#grpc)).

@@ -6,6 +6,7 @@ mod ctms_server;
 mod example;
 mod example_ops;
 mod grpc_health;
+mod hyper_server;
 mod prometheus;
 #[path = "../support/mod.rs"]
 mod support;
