@@ -69,7 +69,13 @@ impl<B: Body> Body for ResponseBody<B> {
         let Some(tracker) = this.tracker else {
             return this.inner.poll_frame(cx);
         };
-        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        // If the inner body panics, the flag stays set and the tracker,
+        // dropped during or after the unwind, records 500 rather than an
+        // abandon.
+        tracker.in_inner = true;
+        let poll = this.inner.as_mut().poll_frame(cx);
+        tracker.in_inner = false;
+        let frame = ready!(poll);
         let over = match &frame {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
@@ -146,6 +152,9 @@ impl EndRecord {
 pub(crate) struct Tracker {
     record: Option<EndRecord>,
     tally: Option<Tally>,
+    /// Set while the inner body is polled, so a drop with it set means the
+    /// body panicked.
+    in_inner: bool,
 }
 
 impl Tracker {
@@ -175,7 +184,11 @@ impl Tracker {
                 None
             }
         });
-        let mut tracker = Self { record, tally };
+        let mut tracker = Self {
+            record,
+            tally,
+            in_inner: false,
+        };
         if response.body().is_end_stream() {
             // An empty body may never be polled: it has ended already.
             tracker.ended();
@@ -249,9 +262,11 @@ impl TakeIfGrpc for Option<EndRecord> {
 impl Drop for Tracker {
     fn drop(&mut self) {
         // Dropped before the body's end: the client went away, or the server
-        // gave up on it. The tally ends with it.
+        // gave up on it (an abandon), or the body panicked (500). The tally
+        // ends with it.
         if let Some(record) = self.record.take() {
-            record.into_pending().finish_unanswered(true);
+            let panicked = self.in_inner || std::thread::panicking();
+            record.into_pending().finish_unanswered(!panicked);
         }
     }
 }
@@ -477,6 +492,54 @@ mod tests {
         let text = render(&registry);
         assert_eq!(total(&text, "/stream", "GET", 500), Some(1.0));
         assert_eq!(count_series(&text, "ctms_requests_total"), 3, "{text}");
+    }
+
+    /// A body whose first poll panics.
+    struct PanicsWhenPolled;
+
+    impl Body for PanicsWhenPolled {
+        type Data = bytes::Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<bytes::Bytes>, Infallible>>> {
+            panic!("the body exploded");
+        }
+    }
+
+    #[test]
+    fn a_body_that_panics_is_recorded_as_500_not_as_abandoned() {
+        for (request, template, method, status) in [
+            (get_stream(), "/stream", "GET", 500),
+            (grpc_call(), GRPC, "POST", 500),
+        ] {
+            let registry = Registry::new();
+            let layer = builder()
+                .recording_point(RecordingPoint::BodyEnd)
+                .build(&registry)
+                .unwrap();
+            let mut service = layer.layer(service_fn(|_: Request<()>| {
+                std::future::ready(Ok::<_, Infallible>(Response::new(PanicsWhenPolled)))
+            }));
+            let waker = noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            let Poll::Ready(Ok(mut response)) = pin!(service.call(request)).as_mut().poll(&mut cx)
+            else {
+                panic!("ready at once");
+            };
+            let polled = catch_unwind(AssertUnwindSafe(|| {
+                let _ = Pin::new(response.body_mut()).poll_frame(&mut cx);
+            }));
+            assert!(polled.is_err());
+            // Dropped after the unwind was caught, as a runtime drops a
+            // panicked task.
+            drop(response);
+            let text = render(&registry);
+            assert_eq!(total(&text, template, method, status), Some(1.0), "{text}");
+            assert_eq!(total(&text, template, method, 499), None, "{text}");
+        }
     }
 
     #[test]

@@ -90,7 +90,7 @@
 //! | the inner future is ready with a response | recorded then, with the response's status | — |
 //! | the response body yields its last frame or its trailers (or is empty) | — | recorded then, with the response's status |
 //! | the response body is dropped before its end (the client went away) | — | 499 |
-//! | the response body yields an error | — | 500 |
+//! | the response body yields an error, or panics while polled | — | 500 |
 //! | the inner service returns `Err` | 500 | 500 |
 //! | the inner service panics in `call` or while its future is polled | 500 | 500 |
 //! | the response future is dropped before it is ready (the client went away, an outer timeout) | 499 | 499 |
