@@ -398,7 +398,6 @@ impl<M: RequestBodyMode> Builder<M> {
             request_bytes: M::COUNTS,
         });
         recorder.register(registry)?;
-        crate::clock::warm_up();
         Ok(RequestMetricsLayer {
             mode: PhantomData,
             state: Arc::new(LayerState {

@@ -28,7 +28,7 @@ use prometheus::Registry;
 use self::cells::Directory;
 use crate::{
     client_id::{ClientSlot, ClientTable},
-    clock::{elapsed_ns, Instant},
+    clock::{Clock, Stamp},
     grpc::GrpcCode,
     labels::{CodeSet, MethodLabel, Status, StatusFamily},
     routes::{RouteId, Routes},
@@ -122,6 +122,7 @@ pub(crate) struct Tables {
     response_bytes: bool,
     request_bytes: bool,
     directory: Directory,
+    clock: Clock,
 }
 
 impl fmt::Debug for Tables {
@@ -192,6 +193,7 @@ impl Recorder {
         let order = collect::Order::new(&routes);
         let tables = Arc::new(Tables {
             directory: Directory::new(routes.len(), shards, bounds.len()),
+            clock: Clock::new(),
             routes,
             clients,
             bounds_ns: bounds.iter().map(|&b| seconds_to_ns(b)).collect(),
@@ -282,7 +284,7 @@ impl Recorder {
             method,
             client: RequestClient::None,
             grpc: false,
-            start: Instant::now(),
+            start: tables.clock.now(),
         };
         Some((pending, tally))
     }
@@ -320,7 +322,7 @@ pub(crate) struct Pending {
     client: RequestClient,
     /// Whether this is a gRPC call on a gRPC route.
     grpc: bool,
-    start: Instant,
+    start: Stamp,
 }
 
 impl Pending {
@@ -404,8 +406,8 @@ impl Pending {
 
     #[inline]
     fn record(self, status: Status, response_client: Option<&ClientId>, grpc: Option<GrpcCode>) {
-        let elapsed_ns = elapsed_ns(self.start);
         let tables = &*self.shard.tables;
+        let elapsed_ns = tables.clock.elapsed_ns(self.start);
         let client = match (response_client, &self.client) {
             (Some(id), _) => Some(tables.clients.slot(id.as_str())),
             (None, RequestClient::Slot(slot)) => Some(*slot),
