@@ -21,7 +21,7 @@ use std::{
 use http::{HeaderName, Method, Request, Response};
 use prometheus::Registry;
 use tower::{Layer, Service};
-use tower_prometheus::{ClientId, MetricsExporter, RequestMetricsLayer, Route};
+use tower_prometheus::{ClientId, Format, MetricsExporter, RequestMetricsLayer, Route};
 
 const TEMPLATES: &[&str] = &[
     "/",
@@ -201,9 +201,9 @@ fn run_prometheus_scrapes(registry: &Registry, n: u64) {
 
 /// Renders `exporter` `n` times.
 #[inline(never)]
-fn run_scrapes(exporter: &MetricsExporter, n: u64) {
+fn run_scrapes(exporter: &MetricsExporter, format: Format, n: u64) {
     for _ in 0..n {
-        black_box(exporter.render().expect("renders"));
+        black_box(exporter.render_as(format).expect("renders"));
     }
 }
 
@@ -258,6 +258,16 @@ fn main() -> ExitCode {
         request
     };
     let matched = Request::get(MATCHED).body(()).expect("valid request");
+    let with_traceparent = {
+        let mut request = Request::get(MATCHED).body(()).expect("valid request");
+        request.headers_mut().insert(
+            "traceparent",
+            http::HeaderValue::from_static(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        );
+        request
+    };
     let unmatched = Request::get(UNMATCHED).body(()).expect("valid request");
     let in_response = Some(ClientId::from_static("test_client"));
     // Each layered case warms up with one request, so that its series exist.
@@ -272,6 +282,7 @@ fn main() -> ExitCode {
             n,
         ),
         "bare_unmatched" => run_requests(Bare { client: None }, &unmatched, n),
+        "bare_traceparent" => run_requests(Bare { client: None }, &with_traceparent, n),
         "matched" => run_requests(layer.layer(Bare { client: None }), &matched, n + 1),
         "matched_client_header" => {
             run_requests(layer.layer(Bare { client: None }), &with_header, n + 1)
@@ -284,6 +295,22 @@ fn main() -> ExitCode {
             n + 1,
         ),
         "unmatched" => run_requests(layer.layer(Bare { client: None }), &unmatched, n + 1),
+        // The exposition options: an exemplar from `traceparent` on every
+        // request, and native histograms.
+        "matched_exemplar" => {
+            let layer = builder()
+                .exemplars_from_request(tower_prometheus::TraceId::from_traceparent)
+                .build(&Registry::new())
+                .expect("valid configuration");
+            run_requests(layer.layer(Bare { client: None }), &with_traceparent, n + 1)
+        }
+        "matched_native" => {
+            let layer = builder()
+                .native_histograms(tower_prometheus::DEFAULT_NATIVE_SCHEMA)
+                .build(&Registry::new())
+                .expect("valid configuration");
+            run_requests(layer.layer(Bare { client: None }), &matched, n + 1)
+        }
         // The options that watch the response body.
         "matched_body_end" => {
             let layer = builder()
@@ -302,8 +329,23 @@ fn main() -> ExitCode {
         }
         "scrape_1k" | "scrape_10k" => {
             let series = if case == "scrape_1k" { 1_000 } else { 10_000 };
-            run_scrapes(&MetricsExporter::new(scrape_registry(series)), n);
+            run_scrapes(
+                &MetricsExporter::new(scrape_registry(series)),
+                Format::Text,
+                n,
+            );
         }
+        "scrape_10k_openmetrics" => run_scrapes(
+            &MetricsExporter::new(scrape_registry(10_000)),
+            Format::OpenMetrics,
+            n,
+        ),
+        #[cfg(feature = "protobuf")]
+        "scrape_10k_protobuf" => run_scrapes(
+            &MetricsExporter::new(scrape_registry(10_000)),
+            Format::Protobuf,
+            n,
+        ),
         "scrape_10k_prometheus" => run_prometheus_scrapes(&prometheus_registry(10_000), n),
         "part_matchit_lookup" | "part_two_clock_reads" | "part_absent_header_lookup" => {
             run_parts(case, n);

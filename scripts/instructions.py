@@ -39,8 +39,13 @@ CASES = {
     "unmatched": ("bare_unmatched", 1_000, 11_000),
     "matched_body_end": ("bare", 1_000, 11_000),
     "matched_in_flight_bytes": ("bare", 1_000, 11_000),
+    "bare_traceparent": (None, 1_000, 11_000),
+    "matched_exemplar": ("bare_traceparent", 1_000, 11_000),
+    "matched_native": ("bare", 1_000, 11_000),
     "scrape_1k": (None, 2, 12),
     "scrape_10k": (None, 1, 3),
+    "scrape_10k_openmetrics": (None, 1, 3),
+    "scrape_10k_protobuf": (None, 1, 3),
     # Not this crate's: for reading the figures above.
     "scrape_10k_prometheus": (None, 1, 3),
     "part_matchit_lookup": (None, 1_000, 11_000),

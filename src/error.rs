@@ -161,6 +161,13 @@ pub enum BuildError {
         /// The largest count allowed.
         max: usize,
     },
+    /// The native histogram schema is outside `0..=`[`MAX_NATIVE_SCHEMA`](crate::MAX_NATIVE_SCHEMA).
+    InvalidNativeSchema {
+        /// The schema as given.
+        schema: i8,
+        /// The finest schema allowed.
+        max: i8,
+    },
     /// More known client ids than the configured maximum number of ids.
     TooManyClientIds {
         /// How many distinct client ids were given.
@@ -333,6 +340,11 @@ impl fmt::Display for BuildError {
             Self::InvalidShards { shards, max } => {
                 write!(f, "shards({shards}) is out of range: give 1 to {max}")
             }
+            Self::InvalidNativeSchema { schema, max } => write!(
+                f,
+                "native_histograms({schema}) is out of range: give a schema from 0 (a factor \
+                 of 2 between bucket bounds) to {max} (the finest kept)"
+            ),
             Self::ConstantLabelClash { label } => write!(
                 f,
                 "the registry has a constant label {label:?}, which is also a label of \

@@ -319,6 +319,54 @@
 //! through unchanged, and a panic in a client id reader is recorded as 500
 //! like a panic in the inner service.
 //!
+//! # Formats, exemplars and native histograms
+//!
+//! [`MetricsExporter`] answers in the [`Format`] the scraper's `Accept`
+//! header ranks highest, q-values included, and gzip-encodes any of them:
+//!
+//! | format | asked for by | carries |
+//! |---|---|---|
+//! | text 0.0.4 | no or unknown `Accept`, `curl`, most tools | values |
+//! | OpenMetrics 1.0.0 | Prometheus, by default | values, exemplars |
+//! | protobuf (feature `protobuf`) | Prometheus with `--enable-feature=native-histograms` | values, exemplars, native histograms |
+//!
+//! Everything in the registry appears in every format; the layer's own
+//! families carry their extras where the format has room for them.
+//!
+//! **Exemplars** ([`Builder::exemplars_from_request`]): a request's trace id,
+//! typically from the W3C `traceparent` header ([`TraceId::from_traceparent`]),
+//! kept as the exemplar of the duration bucket it fell in and of its
+//! `ctms_requests_total` series, with its value and time, so that a slow
+//! bucket on a Grafana panel is one click from a trace that landed in it.
+//! Prometheus stores them with `--enable-feature=exemplar-storage`.
+//!
+//! ```
+//! use tower_prometheus::{Format, MetricsExporter, RequestMetricsLayer, Route, TraceId};
+//!
+//! let registry = prometheus::Registry::new();
+//! let layer = RequestMetricsLayer::builder()
+//!     .route(Route::new("/items/{id}"))
+//!     .exemplars_from_request(TraceId::from_traceparent)
+//!     .build(&registry)?;
+//! // ...requests go through `layer`; Prometheus scrapes OpenMetrics:
+//! let text = MetricsExporter::new(registry).render_as(Format::OpenMetrics)?;
+//! assert!(text.ends_with(b"# EOF\n"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! **Native histograms** ([`Builder::native_histograms`]): exponential
+//! buckets kept next to the classic CTMS buckets in
+//! `ctms_requests_duration_seconds`, both in the same protobuf message, so
+//! dashboards of either kind keep working; `histogram_quantile()` then
+//! answers to within a few percent without choosing buckets.
+//!
+//! Why the crate encodes these itself: the prometheus crate's data model
+//! has no field for an exemplar or a native histogram. So the exporter
+//! gathers the registry as usual, takes the layer's extras from the same
+//! collection, and writes OpenMetrics by hand (a text format) and protobuf
+//! through `prost`, from message declarations of Prometheus's
+//! `client_model` (see [`proto`]); nothing needs `protoc`.
+//!
 //! # Performance
 //!
 //! Everything that can be decided once is decided at build time. Per
@@ -354,6 +402,9 @@
 //!   cheaper to read than `std::time::Instant` on x86-64 with an invariant
 //!   TSC, and the OS clock elsewhere. Without the feature,
 //!   `std::time::Instant`.
+//! - `protobuf` (default): [`MetricsExporter`] also speaks the Prometheus
+//!   protobuf format, the only one that carries native histograms, and
+//!   [`proto`] declares its messages. Adds `prost`.
 //!
 //! # Minimum supported Rust version
 //!
@@ -367,16 +418,20 @@ mod client_id;
 mod clock;
 mod error;
 mod exporter;
+mod extras;
 mod future;
 mod grpc;
 mod labels;
 mod layer;
+#[cfg(feature = "protobuf")]
+pub mod proto;
 mod recorder;
 mod request_body;
 mod routes;
 mod schema;
 mod segmented;
 mod service;
+mod trace_id;
 
 #[cfg(test)]
 mod test_helpers;
@@ -384,17 +439,22 @@ mod test_helpers;
 pub use body::ResponseBody;
 pub use client_id::{ClientId, MAX_CLIENT_IDS_LIMIT, MAX_CLIENT_ID_LEN_LIMIT};
 pub use error::BuildError;
+#[cfg(feature = "protobuf")]
+pub use exporter::PROTOBUF_CONTENT_TYPE;
 pub use exporter::{
-    MetricsBody, MetricsExporter, ScrapeFuture, DEFAULT_MAX_WAITING_SCRAPES, TEXT_CONTENT_TYPE,
+    Format, MetricsBody, MetricsExporter, ScrapeFuture, DEFAULT_MAX_WAITING_SCRAPES,
+    OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE,
 };
 pub use future::ResponseFuture;
 pub use layer::{
     Builder, RecordingPoint, RequestMetricsLayer, DEFAULT_BUCKETS, DEFAULT_MAX_CLIENT_IDS,
     DEFAULT_MAX_CLIENT_ID_LEN, DEFAULT_NAMESPACE, MAX_BUCKETS, MAX_NAMESPACE_LEN, MAX_SHARDS,
 };
+pub use recorder::{DEFAULT_NATIVE_SCHEMA, MAX_NATIVE_SCHEMA};
 pub use request_body::{CountRequestBody, PassRequestBody, RequestBody, RequestBodyMode};
 pub use routes::{Route, MAX_TEMPLATE_LEN, MAX_TEMPLATE_PARAMS};
 pub use service::RequestMetrics;
+pub use trace_id::TraceId;
 
 // The README's examples are compiled and run as doctests.
 #[cfg(doctest)]

@@ -18,13 +18,16 @@ use crate::{
     grpc::is_grpc_request,
     recorder::{Pending, Recorder, Tally},
     request_body::{CountRequestBody, PassRequestBody, RequestBody},
-    ResponseFuture,
+    ResponseFuture, TraceId,
 };
 
 /// Reads a client id from request headers, for apps whose front proxy has
 /// already authenticated the caller.
 pub(crate) type ClientIdFromRequest =
     Box<dyn for<'a> Fn(&'a HeaderMap) -> Option<&'a str> + Send + Sync>;
+
+/// Reads the trace id of a request's exemplar from its headers.
+pub(crate) type ExemplarsFromRequest = Box<dyn Fn(&HeaderMap) -> Option<TraceId> + Send + Sync>;
 
 /// What a layer hands to every service it wraps: the recorder and the
 /// user's client id reader.
@@ -33,6 +36,7 @@ pub(crate) struct LayerState {
     /// Whether requests are recorded at the end of their response body.
     pub(crate) at_body_end: bool,
     pub(crate) client_id_from_request: Option<ClientIdFromRequest>,
+    pub(crate) exemplars_from_request: Option<ExemplarsFromRequest>,
 }
 
 impl fmt::Debug for LayerState {
@@ -99,6 +103,14 @@ impl<S, M> RequestMetrics<S, M> {
             guard.run_user_code(|pending| {
                 if let (Some(pending), Some(id)) = (pending, read(request.headers())) {
                     pending.set_request_client(id);
+                }
+            });
+        }
+        if let Some(read) = &state.exemplars_from_request {
+            guard.run_user_code(|pending| {
+                let trace = read(request.headers());
+                if let Some(pending) = pending {
+                    pending.set_trace(trace);
                 }
             });
         }

@@ -22,6 +22,8 @@ pub(crate) struct Settings {
     pub(crate) use_mozlog: bool,
     pub(crate) log_requests: bool,
     pub(crate) record_metrics: bool,
+    /// Native histograms for the duration histogram (protobuf scrapes).
+    pub(crate) native_histograms: bool,
 }
 
 impl Settings {
@@ -54,6 +56,7 @@ impl Settings {
             use_mozlog: env_flag("CTMS_USE_MOZLOG", true)?,
             log_requests: env_flag("CTMS_LOG_REQUESTS", true)?,
             record_metrics: env_flag("CTMS_RECORD_METRICS", true)?,
+            native_histograms: env_flag("CTMS_NATIVE_HISTOGRAMS", false)?,
         })
     }
 }

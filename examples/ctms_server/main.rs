@@ -28,12 +28,20 @@
 //! * `CTMS_LOG_REQUESTS` and `CTMS_RECORD_METRICS`: `false` turns off the request
 //!   log or the metrics layer (both on by default), so that a benchmark can
 //!   measure what the layer costs (`scripts/wrk_compare.sh`).
+//! * `CTMS_NATIVE_HISTOGRAMS`: `true` keeps a native histogram of the request
+//!   durations next to the classic buckets (default `false`, so the CTMS
+//!   exposition is unchanged); Prometheus gets it over protobuf when started
+//!   with `--enable-feature=native-histograms`.
 //! * `CTMS_CLIENTS`: comma-separated `client_id:secret` pairs allowed to use the API
 //!   routes through HTTP Basic authentication (default `test_client:test_secret`).
 //!   A client id may contain any character except `:` and `,`.
 //!
 //! Every route is pre-registered with the metrics layer, so `/metrics` exposes all
-//! series at zero before the first request. Contacts live in memory only and are lost
+//! series at zero before the first request. `/metrics` answers in the format the
+//! scraper's `Accept` asks for: text 0.0.4 (the default), OpenMetrics 1.0.0 or
+//! protobuf. A request with a W3C `traceparent` header leaves its trace id as an
+//! exemplar (label `trace_id`) on its duration bucket and its `ctms_requests_total`
+//! series, shown in OpenMetrics and protobuf. Contacts live in memory only and are lost
 //! when the process stops (Ctrl-C or SIGTERM).
 
 mod config;
@@ -54,8 +62,8 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::Layer as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_prometheus::{
-    BuildError, MetricsExporter, RequestMetricsLayer, Route, DEFAULT_MAX_CLIENT_IDS,
-    DEFAULT_MAX_CLIENT_ID_LEN,
+    BuildError, MetricsExporter, RequestMetricsLayer, Route, TraceId, DEFAULT_MAX_CLIENT_IDS,
+    DEFAULT_MAX_CLIENT_ID_LEN, DEFAULT_NATIVE_SCHEMA,
 };
 
 use crate::config::{bind, Settings};
@@ -71,6 +79,7 @@ const DOCS_PAGE: &str = "<!doctype html>\n<html><head><title>CTMS</title></head>
 fn metrics_layer(
     registry: &Registry,
     clients: &[(String, String)],
+    native_histograms: bool,
 ) -> Result<RequestMetricsLayer, BuildError> {
     let get_route = |template: &str, statuses: &[u16]| {
         Route::new(template)
@@ -86,7 +95,7 @@ fn metrics_layer(
     ];
     let api_statuses = [200, 201, 400, 401, 404, 413, 422];
     let longest_id = clients.iter().map(|(id, _)| id.len()).max().unwrap_or(0);
-    RequestMetricsLayer::builder()
+    let builder = RequestMetricsLayer::builder()
         .namespace("ctms")
         .route(get_route("/", &[307]))
         .routes(plain.map(|template| get_route(template, &[200])))
@@ -106,7 +115,13 @@ fn metrics_layer(
         .clients(clients.iter().map(|(id, _)| id.clone()))
         .max_client_ids(clients.len().max(DEFAULT_MAX_CLIENT_IDS))
         .max_client_id_len(longest_id.max(DEFAULT_MAX_CLIENT_ID_LEN))
-        .build(registry)
+        .exemplars_from_request(TraceId::from_traceparent);
+    let builder = if native_histograms {
+        builder.native_histograms(DEFAULT_NATIVE_SCHEMA)
+    } else {
+        builder
+    };
+    builder.build(registry)
 }
 
 /// How the two listeners are served.
@@ -237,7 +252,7 @@ async fn run() -> Result<(), String> {
     let settings = Settings::from_env()?;
     let logger = log::Logger::new(settings.use_mozlog);
     let registry = Registry::new();
-    let layer = metrics_layer(&registry, &settings.clients)
+    let layer = metrics_layer(&registry, &settings.clients, settings.native_histograms)
         .map_err(|err| format!("cannot build the metrics layer: {err}"))?;
     let metrics_addr = settings.metrics_addr;
     let addr = settings.addr;

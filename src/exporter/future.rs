@@ -71,11 +71,15 @@ impl Future for ScrapeFuture {
             } => {
                 let share = exporter.share.clone();
                 let max_waiting = exporter.max_waiting;
-                match share.poll(turn, max_waiting, cx, || exporter.render_shared()) {
+                let format = wanted.format;
+                match share.poll(turn, max_waiting, cx, || exporter.render_shared(format)) {
                     Poll::Pending => Poll::Pending,
-                    Poll::Ready(Outcome::Busy) => Poll::Ready(Ok(busy())),
+                    Poll::Ready(Outcome::Busy) => {
+                        exporter.answered(format, super::stats::Outcome::Busy);
+                        Poll::Ready(Ok(busy()))
+                    }
                     Poll::Ready(Outcome::Ready(rendered)) => {
-                        Poll::Ready(Ok(respond(&rendered, *wanted)))
+                        Poll::Ready(Ok(respond(exporter, &rendered, *wanted)))
                     }
                 }
             }

@@ -1,15 +1,23 @@
 //! The scrape endpoint: a tower service that renders a registry for
 //! Prometheus.
 //!
-//! `mod.rs` holds the service and how it answers, `future.rs` the response
-//! future, `share.rs` how concurrent scrapes share one render, `body.rs`
-//! the response body, `gzip.rs` the compression.
+//! `mod.rs` holds the service and how it answers, `format.rs` the formats
+//! and their negotiation, `render.rs` one gathered registry and its
+//! encodings, `openmetrics.rs` and `protobuf.rs` two of them, `future.rs`
+//! the response future, `share.rs` how concurrent scrapes share one render,
+//! `body.rs` the response body, `gzip.rs` the compression.
 
 mod body;
+mod format;
 mod future;
 #[cfg(feature = "gzip")]
 mod gzip;
+mod openmetrics;
+#[cfg(feature = "protobuf")]
+pub(crate) mod protobuf;
+mod render;
 mod share;
+mod stats;
 
 use std::{
     convert::Infallible,
@@ -19,24 +27,31 @@ use std::{
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::Registry;
 use tower_service::Service;
 
-use self::share::{Rendered, Share};
-pub use self::{body::MetricsBody, future::ScrapeFuture};
-
-/// The `Content-Type` of the exposition. Prometheus 3 refuses a scrape
-/// whose type has no version.
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+#[cfg(feature = "protobuf")]
+pub use self::format::PROTOBUF_CONTENT_TYPE;
+pub use self::{
+    body::MetricsBody,
+    format::{Format, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE},
+    future::ScrapeFuture,
+};
+use self::{render::Rendered, share::Share};
 
 /// The default number of scrapes that may wait for a running render before
 /// more are turned away; see [`MetricsExporter::max_waiting_scrapes`].
 pub const DEFAULT_MAX_WAITING_SCRAPES: usize = 16;
 
-/// A [`Service`] that renders a [`Registry`] in the Prometheus text format.
+/// A [`Service`] that renders a [`Registry`] for Prometheus.
 ///
 /// It answers `GET` and `HEAD` (whatever the path: mount it where the
-/// scraper looks) and `405 Method Not Allowed` otherwise. With the `gzip`
+/// scraper looks) and `405 Method Not Allowed` otherwise, in the
+/// [`Format`] the scraper's `Accept` header ranks highest: text 0.0.4 by
+/// default, OpenMetrics 1.0.0 (which Prometheus asks for first, and which
+/// carries exemplars), or protobuf (with the `protobuf` feature; Prometheus
+/// asks for it first when native histograms are on). Every format carries
+/// everything in the registry. With the `gzip`
 /// feature (on by default), the exposition is gzip-encoded when the
 /// request's `Accept-Encoding` allows it, as Prometheus's always does. It
 /// never fails; should encoding fail, it answers 500 with the reason.
@@ -56,6 +71,7 @@ pub struct MetricsExporter {
     registry: Registry,
     share: Arc<Share>,
     max_waiting: usize,
+    stats: Option<stats::Stats>,
 }
 
 impl MetricsExporter {
@@ -66,7 +82,37 @@ impl MetricsExporter {
             registry,
             share: Arc::default(),
             max_waiting: DEFAULT_MAX_WAITING_SCRAPES,
+            stats: None,
         }
+    }
+
+    /// Counts the exporter's own work in the registry it exports:
+    /// `<namespace>_exporter_scrapes_total{format, outcome}` (`format`
+    /// `text`, `openmetrics` or `protobuf`; `outcome` `ok`, `busy` for a
+    /// 503, `error` for a 500), every series at zero from the start, and
+    /// `<namespace>_exporter_render_seconds`, the time each render takes to
+    /// gather the registry and encode it (scrapes that share a render count
+    /// once).
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::InvalidNamespace`](crate::BuildError::InvalidNamespace) for a namespace that is not a
+    /// metric name, [`BuildError::AlreadyRegistered`](crate::BuildError::AlreadyRegistered) when the registry
+    /// holds these names already (self-metrics turned on twice); nothing is
+    /// registered then.
+    ///
+    /// ```
+    /// use tower_prometheus::MetricsExporter;
+    ///
+    /// let registry = prometheus::Registry::new();
+    /// let exporter = MetricsExporter::new(registry).self_metrics("ctms")?;
+    /// let text = exporter.render()?;
+    /// assert!(text.contains(r#"ctms_exporter_scrapes_total{format="openmetrics",outcome="busy"} 0"#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn self_metrics(mut self, namespace: &str) -> Result<Self, crate::BuildError> {
+        self.stats = Some(stats::Stats::register(&self.registry, namespace)?);
+        Ok(self)
     }
 
     /// Sets how many scrapes may wait for a running render (default
@@ -84,7 +130,7 @@ impl MetricsExporter {
         &self.registry
     }
 
-    /// Renders the registry in the text format.
+    /// Renders the registry in the text format 0.0.4.
     ///
     /// Each call renders afresh; only the service shares renders between
     /// concurrent scrapes.
@@ -94,9 +140,7 @@ impl MetricsExporter {
     /// What the encoder reports, for example a metric family with no
     /// metrics, which the registries of the `prometheus` crate never return.
     pub fn render(&self) -> Result<String, prometheus::Error> {
-        let families = self.registry.gather();
-        let mut buffer = Vec::with_capacity(4096);
-        TextEncoder::new().encode(&families, &mut buffer)?;
+        let buffer = self.render_as(Format::Text)?;
         // The text encoder writes UTF-8 only; lossy conversion keeps this
         // path free of panics all the same.
         Ok(match String::from_utf8(buffer) {
@@ -105,14 +149,34 @@ impl MetricsExporter {
         })
     }
 
-    /// A render to share.
-    fn render_shared(&self) -> Rendered {
-        Rendered {
-            text: self
-                .render()
-                .map(|text| Bytes::from(text.into_bytes()))
-                .map_err(|error| error.to_string()),
-            gzip: std::sync::OnceLock::new(),
+    /// Renders the registry in `format`, with the layer's exemplars and
+    /// native histograms where the format carries them.
+    ///
+    /// # Errors
+    ///
+    /// What the text encoder reports (see [`render`](Self::render)); the
+    /// other formats do not fail.
+    pub fn render_as(&self, format: Format) -> Result<Vec<u8>, prometheus::Error> {
+        let (families, extras) = crate::extras::capture(|| self.registry.gather());
+        render::encode(&families, &extras, format).map_err(prometheus::Error::Msg)
+    }
+
+    /// A render to share, encoded at once in the format of the scrape that
+    /// runs it (so that its time is the render's).
+    fn render_shared(&self, format: Format) -> Rendered {
+        let started = std::time::Instant::now();
+        let rendered = Rendered::gather(&self.registry);
+        let _ = rendered.encoded(format);
+        if let Some(stats) = &self.stats {
+            stats.rendered(started);
+        }
+        rendered
+    }
+
+    /// Counts a scrape's answer, when self-metrics are on.
+    fn answered(&self, format: Format, outcome: stats::Outcome) {
+        if let Some(stats) = &self.stats {
+            stats.answered(format, outcome);
         }
     }
 }
@@ -121,6 +185,7 @@ impl MetricsExporter {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Wanted {
     head: bool,
+    format: Format,
     #[cfg_attr(not(feature = "gzip"), allow(dead_code))]
     gzip: bool,
 }
@@ -136,25 +201,34 @@ impl Wanted {
         };
         Self {
             head: method == Method::HEAD,
+            format: Format::negotiate(headers),
             gzip,
         }
     }
 }
 
 /// The answer to a scrape from a shared render.
-fn respond(rendered: &Rendered, wanted: Wanted) -> Response<MetricsBody> {
-    let text = match &rendered.text {
+fn respond(
+    exporter: &MetricsExporter,
+    rendered: &Rendered,
+    wanted: Wanted,
+) -> Response<MetricsBody> {
+    let text = match rendered.encoded(wanted.format) {
         Ok(text) => text,
         Err(error) => {
+            exporter.answered(wanted.format, stats::Outcome::Error);
             let reason = format!("cannot encode metrics: {error}\n");
             return plain(StatusCode::INTERNAL_SERVER_ERROR, reason);
         }
     };
+    exporter.answered(wanted.format, stats::Outcome::Ok);
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(TEXT_CONTENT_TYPE),
+        HeaderValue::from_static(wanted.format.content_type()),
     );
+    // The body depends on `Accept`: caches must know.
+    headers.insert(header::VARY, HeaderValue::from_static(VARY));
     let body = encode(rendered, text, wanted, &mut headers);
     if wanted.head {
         // The headers a GET would get, the length included, and no body.
@@ -169,24 +243,25 @@ fn respond(rendered: &Rendered, wanted: Wanted) -> Response<MetricsBody> {
     response
 }
 
+/// The headers the answer depends on.
+#[cfg(feature = "gzip")]
+const VARY: &str = "accept, accept-encoding";
+#[cfg(not(feature = "gzip"))]
+const VARY: &str = "accept";
+
 /// The exposition as sent: gzip-encoded when the request accepts it.
 #[cfg(feature = "gzip")]
 fn encode(rendered: &Rendered, text: &Bytes, wanted: Wanted, headers: &mut HeaderMap) -> Bytes {
-    // The body depends on `Accept-Encoding`: caches must know.
-    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if !wanted.gzip {
         return text.clone();
     }
-    let encoded = rendered.gzip.get_or_init(|| {
-        // Writing to a `Vec` does not fail; were it to, an empty encoding
-        // marks it, and plain text is still a valid answer.
-        gzip::gzip(text).map(Bytes::from).unwrap_or_default()
-    });
-    if encoded.is_empty() {
-        return text.clone();
+    match rendered.gzipped(wanted.format) {
+        Some(encoded) => {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            encoded
+        }
+        None => text.clone(),
     }
-    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    encoded.clone()
 }
 
 /// The exposition as sent.
@@ -296,7 +371,7 @@ mod tests {
         let response = exporter.oneshot(gzip_request(Method::GET)).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
-        assert_eq!(response.headers()[header::VARY], "accept-encoding");
+        assert_eq!(response.headers()[header::VARY], "accept, accept-encoding");
         assert_eq!(response.headers()[header::CONTENT_TYPE], TEXT_CONTENT_TYPE);
         assert_eq!(gunzip(response.body().as_bytes()), text);
     }
@@ -351,6 +426,52 @@ mod tests {
         assert_eq!(
             response.headers()[header::CONTENT_LENGTH],
             length.to_string().as_str()
+        );
+    }
+
+    #[tokio::test]
+    async fn self_metrics_count_scrapes_by_format_and_start_at_zero() {
+        let exporter = exporter().self_metrics("app").unwrap();
+        let mut openmetrics = request(Method::GET);
+        openmetrics.headers_mut().insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0"),
+        );
+        let response = exporter.clone().oneshot(openmetrics).await.unwrap();
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            OPENMETRICS_CONTENT_TYPE
+        );
+        let text = exporter.render().unwrap();
+        for (format, outcome, count) in [
+            ("openmetrics", "ok", 1),
+            ("openmetrics", "busy", 0),
+            ("text", "ok", 0),
+            ("text", "error", 0),
+        ] {
+            let line = format!(
+                "app_exporter_scrapes_total{{format=\"{format}\",outcome=\"{outcome}\"}} {count}\n"
+            );
+            assert!(text.contains(&line), "{line}in\n{text}");
+        }
+        assert!(
+            text.contains("app_exporter_render_seconds_count 1\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn self_metrics_twice_or_misnamed_is_a_build_error() {
+        let exporter = exporter().self_metrics("app").unwrap();
+        let again = exporter.clone().self_metrics("app").unwrap_err();
+        assert!(
+            matches!(&again, crate::BuildError::AlreadyRegistered { metric, .. } if metric == "app_exporter_scrapes_total"),
+            "{again:?}"
+        );
+        let misnamed = exporter.self_metrics("not a name").unwrap_err();
+        assert!(
+            matches!(misnamed, crate::BuildError::InvalidNamespace { .. }),
+            "{misnamed:?}"
         );
     }
 
@@ -433,7 +554,10 @@ mod tests {
                 self.0.collect()
             }
         }
-        let exporter = exporter().max_waiting_scrapes(3);
+        let exporter = exporter()
+            .max_waiting_scrapes(3)
+            .self_metrics("exporter")
+            .unwrap();
         exporter
             .registry()
             .register(Box::new(Shared(gate.clone())))
@@ -492,6 +616,15 @@ mod tests {
         assert!(poll_once(&mut next).is_ready());
         assert_eq!(gate.collects.load(std::sync::atomic::Ordering::SeqCst), 2);
         assert!(!exporter.share.holds_a_render());
+        // Its own metrics saw two renders, four answers and two refusals.
+        let text = exporter.render().unwrap();
+        for line in [
+            "exporter_exporter_scrapes_total{format=\"text\",outcome=\"ok\"} 4\n",
+            "exporter_exporter_scrapes_total{format=\"text\",outcome=\"busy\"} 2\n",
+            "exporter_exporter_render_seconds_count 2\n",
+        ] {
+            assert!(text.contains(line), "{line}in\n{text}");
+        }
     }
 
     #[test]

@@ -9,22 +9,11 @@
 //! had it arrived a moment earlier.
 
 use std::{
-    sync::{Arc, Mutex, MutexGuard, OnceLock},
+    sync::{Arc, Mutex, MutexGuard},
     task::{Context, Poll, Waker},
 };
 
-use bytes::Bytes;
-
-/// One rendered exposition, shared by every scrape that waited for it.
-#[derive(Debug)]
-pub(super) struct Rendered {
-    /// The text, or why it could not be encoded.
-    pub(super) text: Result<Bytes, String>,
-    /// The gzip encoding of the text, made once, by the first scrape that
-    /// asks for it.
-    #[cfg_attr(not(feature = "gzip"), allow(dead_code))]
-    pub(super) gzip: OnceLock<Bytes>,
-}
+use super::render::Rendered;
 
 #[derive(Debug, Default)]
 struct State {

@@ -19,8 +19,13 @@ use std::sync::{
     OnceLock,
 };
 
+use super::{
+    exemplars::{ExemplarSlot, Exemplars},
+    native::NativeLayout,
+};
 use crate::{
     client_id::ClientSlot,
+    extras::Exemplar,
     grpc::GrpcCode,
     labels::{CodeSet, MethodLabel, Status, StatusFamily, CODES_PER_FAMILY},
     routes::RouteId,
@@ -55,6 +60,21 @@ pub(super) struct Cells {
     /// One counter per gRPC status code, created on the first gRPC call of
     /// a gRPC route.
     grpc: OnceLock<Box<[AtomicU64; GrpcCode::COUNT]>>,
+    /// Exemplars and native histogram counters, for a layer that keeps
+    /// either: one pointer here, so that the cells of a layer that keeps
+    /// neither stay as small as they were.
+    extras: OnceLock<Box<CellExtras>>,
+}
+
+/// What a cell keeps for the opt-in exposition features.
+#[derive(Default)]
+struct CellExtras {
+    /// The latest exemplar per bucket and per status code, created on the
+    /// first request that brings one.
+    exemplars: OnceLock<Exemplars>,
+    /// Native histogram counters (the zero bucket first), created on the
+    /// first request when native histograms are on.
+    native: OnceLock<Box<[AtomicU64]>>,
 }
 
 impl Cells {
@@ -66,7 +86,63 @@ impl Cells {
             buckets: (0..=buckets).map(|_| AtomicU64::new(0)).collect(),
             clients: OnceLock::new(),
             grpc: OnceLock::new(),
+            extras: OnceLock::new(),
         }
+    }
+
+    fn extras(&self) -> &CellExtras {
+        self.extras.get_or_init(Box::default)
+    }
+
+    /// Keeps a request's exemplar on its bucket (with its duration) and on
+    /// its status code (with the count it added, 1).
+    pub(super) fn add_exemplar(&self, status: Status, bucket: usize, exemplar: Exemplar) {
+        let exemplars = self
+            .extras()
+            .exemplars
+            .get_or_init(|| Exemplars::new(self.buckets.len(), CODES_PER_FAMILY));
+        if let Some(slot) = exemplars.buckets.get(bucket) {
+            slot.store(&exemplar);
+        }
+        if let Some(slot) = exemplars.codes.get(status.index_in_family()) {
+            slot.store(&Exemplar {
+                value: 1.0,
+                ..exemplar
+            });
+        }
+    }
+
+    /// The exemplars of the buckets, `+Inf` last.
+    pub(super) fn bucket_exemplars(&self) -> impl Iterator<Item = Option<Exemplar>> + '_ {
+        let exemplars = self.extras.get().and_then(|extras| extras.exemplars.get());
+        let slots = exemplars.map_or(&[][..], |e| &e.buckets[..]);
+        slots.iter().map(ExemplarSlot::load)
+    }
+
+    /// The exemplar of a status code.
+    pub(super) fn code_exemplar(&self, code: usize) -> Option<Exemplar> {
+        self.extras.get()?.exemplars.get()?.codes.get(code)?.load()
+    }
+
+    /// Counts a duration of `ns` nanoseconds in the native histogram.
+    pub(super) fn add_native(&self, layout: &NativeLayout, ns: u64) {
+        let counters = self
+            .extras()
+            .native
+            .get_or_init(|| (0..layout.counters()).map(|_| AtomicU64::new(0)).collect());
+        if let Some(counter) = counters.get(layout.index(ns)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The native histogram counters, if any request has counted.
+    pub(super) fn native(&self) -> Option<impl Iterator<Item = u64> + '_> {
+        let counters = self.extras.get()?.native.get()?;
+        Some(
+            counters
+                .iter()
+                .map(|counter| counter.load(Ordering::Relaxed)),
+        )
     }
 
     /// Counts a gRPC call's status code.

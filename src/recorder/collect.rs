@@ -21,10 +21,11 @@ use prometheus::proto::{self, MetricFamily};
 
 use super::{
     cells::{Cells, MethodExtras},
-    Recorder, Tables,
+    exemplars, Recorder, Tables,
 };
 use crate::{
     client_id::ClientSlot,
+    extras::{self, FamilyExtras, MetricExtras},
     grpc::{split_template, GrpcCode},
     labels::{CodeSet, MethodLabel, Status, StatusFamily},
     routes::{RouteId, Routes},
@@ -70,9 +71,14 @@ struct GroupView<'a> {
 impl Recorder {
     /// One family, summed over the shards.
     pub(super) fn collect(&self, family: Family) -> MetricFamily {
+        // Exemplars and native histograms, for a scrape that can show them.
+        let tables = &*self.tables;
+        let wants_extras = (tables.exemplars || tables.native.is_some()) && extras::capturing();
+        let mut deposit = (wants_extras && matches!(family, Family::Total | Family::Duration))
+            .then(|| FamilyExtras::new(self.name(family), family.labels()));
         let metrics = match family {
-            Family::Total => self.collect_total(),
-            Family::Duration => self.collect_duration(),
+            Family::Total => self.collect_total(deposit.as_mut()),
+            Family::Duration => self.collect_duration(deposit.as_mut()),
             Family::Api => self.collect_api(),
             Family::Unmatched => vec![counter(Vec::new(), self.unmatched())],
             Family::Grpc => self.collect_grpc(),
@@ -91,6 +97,9 @@ impl Recorder {
         collected.set_help(family.help().to_owned());
         collected.set_field_type(family.metric_type());
         collected.set_metric(metrics);
+        if let Some(deposit) = deposit {
+            extras::deposit(deposit);
+        }
         collected
     }
 
@@ -218,7 +227,7 @@ impl Recorder {
         }
     }
 
-    fn collect_total(&self) -> Vec<proto::Metric> {
+    fn collect_total(&self, mut extras: Option<&mut FamilyExtras>) -> Vec<proto::Metric> {
         let mut metrics = Vec::new();
         self.for_each_group(|tables, group| {
             let used = group
@@ -234,15 +243,28 @@ impl Recorder {
                     label(STATUS_CODE, &status_code_value(status)),
                     label(STATUS_CODE_FAMILY, family_value(group.family)),
                 ];
+                if let Some(extras) = extras.as_deref_mut() {
+                    let exemplar = group
+                        .cells
+                        .iter()
+                        .map(|cells| cells.code_exemplar(code))
+                        .fold(None, exemplars::latest);
+                    let metric = MetricExtras {
+                        counter: exemplar,
+                        ..MetricExtras::default()
+                    };
+                    extras.insert(&labels, metric);
+                }
                 metrics.push(counter(labels, count));
             }
         });
         metrics
     }
 
-    fn collect_duration(&self) -> Vec<proto::Metric> {
+    fn collect_duration(&self, mut extras: Option<&mut FamilyExtras>) -> Vec<proto::Metric> {
         let mut metrics = Vec::new();
         let mut counts: Vec<u64> = Vec::new();
+        let mut native: Vec<u64> = Vec::new();
         self.for_each_group(|tables, group| {
             counts.clear();
             counts.resize(tables.bounds.len() + 1, 0);
@@ -262,6 +284,33 @@ impl Recorder {
                 label(PATH_TEMPLATE, tables.routes.template(group.route)),
                 label(STATUS_CODE_FAMILY, family_value(group.family)),
             ];
+            if let Some(extras) = extras.as_deref_mut() {
+                let mut metric = MetricExtras::default();
+                if tables.exemplars {
+                    metric.buckets = vec![None; counts.len()];
+                    for cells in group.cells {
+                        for (kept, exemplar) in
+                            metric.buckets.iter_mut().zip(cells.bucket_exemplars())
+                        {
+                            *kept = exemplars::latest(*kept, exemplar);
+                        }
+                    }
+                    if metric.buckets.iter().all(Option::is_none) {
+                        metric.buckets.clear();
+                    }
+                }
+                if let Some(layout) = &tables.native {
+                    native.clear();
+                    native.resize(layout.counters(), 0);
+                    for counters in group.cells.iter().filter_map(|cells| cells.native()) {
+                        for (total, count) in native.iter_mut().zip(counters) {
+                            *total += count;
+                        }
+                    }
+                    metric.native = Some(layout.histogram(&native));
+                }
+                extras.insert(&labels, metric);
+            }
             metrics.push(histogram(labels, &counts, sum_ns, &tables.bounds));
         });
         metrics

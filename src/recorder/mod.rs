@@ -12,6 +12,8 @@
 mod cells;
 mod collect;
 mod collector;
+mod exemplars;
+mod native;
 
 use std::{
     cell::Cell,
@@ -25,15 +27,20 @@ use std::{
 use http::Method;
 use prometheus::Registry;
 
-use self::cells::Directory;
+pub use self::native::{DEFAULT_NATIVE_SCHEMA, MAX_NATIVE_SCHEMA};
+use self::{
+    cells::{Cells, Directory},
+    native::NativeLayout,
+};
 use crate::{
     client_id::{ClientSlot, ClientTable},
     clock::{Clock, Stamp},
+    extras::Exemplar,
     grpc::GrpcCode,
     labels::{CodeSet, MethodLabel, Status, StatusFamily},
     routes::{RouteId, Routes},
     schema::Family,
-    BuildError, ClientId,
+    BuildError, ClientId, TraceId,
 };
 
 /// The series of one route that exist at zero from the start.
@@ -102,6 +109,10 @@ pub(crate) struct RecorderConfig {
     pub(crate) response_bytes: bool,
     /// Whether request body bytes are counted.
     pub(crate) request_bytes: bool,
+    /// Whether requests may bring exemplars.
+    pub(crate) exemplars: bool,
+    /// The native histograms' schema, when they are kept.
+    pub(crate) native_schema: Option<i8>,
 }
 
 /// What the shards read and the scrape walks: the tables decided at build
@@ -123,6 +134,12 @@ pub(crate) struct Tables {
     request_bytes: bool,
     directory: Directory,
     clock: Clock,
+    /// Whether requests may bring exemplars.
+    exemplars: bool,
+    /// The native histogram layout, when they are kept.
+    native: Option<NativeLayout>,
+    /// Whether either of the two above is on: one test on the hot path.
+    extras: bool,
 }
 
 impl fmt::Debug for Tables {
@@ -188,12 +205,17 @@ impl Recorder {
             in_flight,
             response_bytes,
             request_bytes,
+            exemplars,
+            native_schema,
         } = config;
         let shards = shards.max(1).next_power_of_two();
         let order = collect::Order::new(&routes);
         let tables = Arc::new(Tables {
             directory: Directory::new(routes.len(), shards, bounds.len()),
             clock: Clock::new(),
+            exemplars,
+            native: native_schema.map(NativeLayout::new),
+            extras: exemplars || native_schema.is_some(),
             routes,
             clients,
             bounds_ns: bounds.iter().map(|&b| seconds_to_ns(b)).collect(),
@@ -284,6 +306,7 @@ impl Recorder {
             method,
             client: RequestClient::None,
             grpc: false,
+            trace: [0; 16],
             start: tables.clock.now(),
         };
         Some((pending, tally))
@@ -322,6 +345,10 @@ pub(crate) struct Pending {
     client: RequestClient,
     /// Whether this is a gRPC call on a gRPC route.
     grpc: bool,
+    /// The trace to keep as an exemplar; all zeros for none, which no
+    /// [`TraceId`] is. Plain bytes rather than an `Option`: one byte less
+    /// to move with the record, which is moved several times per request.
+    trace: [u8; 16],
     start: Stamp,
 }
 
@@ -356,6 +383,12 @@ impl Pending {
             .get(self.route.index())
             .copied()
             .unwrap_or(false)
+    }
+
+    /// Keeps the request's trace id, for its exemplar.
+    #[inline]
+    pub(crate) fn set_trace(&mut self, trace: Option<TraceId>) {
+        self.trace = trace.map_or([0; 16], TraceId::to_bytes);
     }
 
     /// Marks the request as a gRPC call: it is recorded with its gRPC
@@ -430,6 +463,16 @@ impl Pending {
         cells.add(status, bucket, elapsed_ns, client.map(|slot| (slot, slots)));
         if let Some(code) = grpc {
             cells.add_grpc(code);
+        }
+        if tables.extras {
+            add_extras(
+                tables,
+                cells,
+                status,
+                bucket,
+                elapsed_ns,
+                TraceId::from_bytes(self.trace),
+            );
         }
     }
 }
@@ -551,6 +594,41 @@ pub(crate) fn seconds_to_ns(seconds: f64) -> u64 {
     } else {
         ns as u64
     }
+}
+
+/// Counts a request in the native histogram and keeps its exemplar, for a
+/// layer that keeps either. Out of line: the common path only tests a flag.
+#[cold]
+#[inline(never)]
+fn add_extras(
+    tables: &Tables,
+    cells: &Cells,
+    status: Status,
+    bucket: usize,
+    elapsed_ns: u64,
+    trace: Option<TraceId>,
+) {
+    if let Some(layout) = &tables.native {
+        cells.add_native(layout, elapsed_ns);
+    }
+    if let Some(trace_id) = trace {
+        cells.add_exemplar(
+            status,
+            bucket,
+            Exemplar {
+                trace_id,
+                value: elapsed_ns as f64 / 1e9,
+                timestamp: unix_seconds(),
+            },
+        );
+    }
+}
+
+/// Seconds since the Unix epoch, for an exemplar's timestamp.
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64())
 }
 
 /// A number fixed per thread, spreading threads over the shards.

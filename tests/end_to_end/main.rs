@@ -5,6 +5,8 @@
 mod ctms_server;
 mod example;
 mod example_ops;
+#[cfg(all(feature = "protobuf", feature = "gzip"))]
+mod exposition;
 mod grpc_health;
 mod hyper_server;
 mod prometheus;

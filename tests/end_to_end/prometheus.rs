@@ -126,6 +126,11 @@ struct Prometheus {
 impl Prometheus {
     /// Scrapes `targets` every second as job `ctms`, with the shipped rules.
     async fn start(targets: &[SocketAddr]) -> Self {
+        Self::start_with(targets, &[]).await
+    }
+
+    /// [`start`](Self::start), with `--enable-feature=` each of `features`.
+    async fn start_with(targets: &[SocketAddr], features: &[&str]) -> Self {
         let binary = tool("PROMETHEUS", "prometheus");
         let dir = TempDir::new("prometheus");
         let rules = repo_path("contrib/prometheus/rules.yml");
@@ -149,6 +154,11 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--log.level=warn")
+            .args(
+                features
+                    .iter()
+                    .map(|feature| format!("--enable-feature={feature}")),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -582,6 +592,109 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
         }
     }
     names
+}
+
+/// Sends `count` `GET /__lbheartbeat__`, each with a `traceparent` of its own
+/// trace id; returns the trace ids.
+async fn heartbeats_with_traces(server: &Server, count: usize) -> Vec<String> {
+    let mut traces = Vec::new();
+    for _ in 0..count {
+        let trace = uuid::Uuid::new_v4().simple().to_string();
+        let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
+        let response = request(
+            server.addr,
+            "GET",
+            "/__lbheartbeat__",
+            &[("traceparent", &traceparent)],
+            None,
+        )
+        .await;
+        assert_eq!(response.status, 200);
+        traces.push(trace);
+    }
+    traces
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_with_exemplar_storage_stores_the_trace_ids_sent() {
+    let server = start_instance("127.0.0.1:0").await;
+    let target = server.metrics_addr.expect("a metrics listener");
+    let prometheus = Prometheus::start_with(&[target], &["exemplar-storage"]).await;
+    prometheus
+        .wait_for_up(&BTreeMap::from([(vec![target.to_string()], 1.0)]))
+        .await;
+    let sent = heartbeats_with_traces(&server, 5).await;
+    // The exemplar kept is the latest of each series: the last trace sent.
+    let last = sent.last().expect("traces were sent").clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_secs();
+    let query = |metric: &str| {
+        format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            percent_encode(&format!("{metric}{{path_template=\"/__lbheartbeat__\"}}")),
+            now - 600,
+            now + 600
+        )
+    };
+    for metric in [
+        "ctms_requests_total",
+        "ctms_requests_duration_seconds_bucket",
+    ] {
+        let path = query(metric);
+        let stored = prometheus
+            .wait_for(&format!("the exemplar of {metric}"), || async {
+                let data = prometheus.api(&path).await;
+                let traces: Vec<String> = data
+                    .as_array()?
+                    .iter()
+                    .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+                    .filter_map(|exemplar| {
+                        exemplar["labels"]["trace_id"].as_str().map(str::to_owned)
+                    })
+                    .collect();
+                traces.contains(&last).then_some(traces)
+            })
+            .await;
+        assert!(
+            stored.iter().all(|trace| sent.contains(trace)),
+            "{metric}: stored {stored:?}, sent {sent:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_with_native_histograms_ingests_them_and_answers_quantiles() {
+    let server = Server::start_with(&[
+        ("CTMS_ADDR", "127.0.0.1:0"),
+        ("CTMS_METRICS_ADDR", "127.0.0.1:0"),
+        ("CTMS_NATIVE_HISTOGRAMS", "true"),
+    ])
+    .await;
+    let target = server.metrics_addr.expect("a metrics listener");
+    let prometheus = Prometheus::start_with(&[target], &["native-histograms"]).await;
+    prometheus
+        .wait_for_up(&BTreeMap::from([(vec![target.to_string()], 1.0)]))
+        .await;
+    let sent = heartbeats_with_traces(&server, 12).await.len() as f64;
+    let series = r#"ctms_requests_duration_seconds{method="GET",path_template="/__lbheartbeat__",status_code_family="2xx"}"#;
+    // The native histogram holds every request, exactly. (Prometheus 2.42
+    // keeps only the native view of a histogram that has one; from 2.45,
+    // `scrape_classic_histograms` keeps the classic buckets sent beside it.)
+    let expected = BTreeMap::from([(vec![], sent)]);
+    prometheus
+        .wait_for_exact(&format!("histogram_count({series})"), &[], &expected)
+        .await;
+    let median = prometheus
+        .query(&format!("histogram_quantile(0.5, {series})"))
+        .await;
+    assert_eq!(median.len(), 1, "{median:?}");
+    let seconds = median[0].1;
+    assert!(
+        seconds > 0.0 && seconds < 1.0,
+        "median heartbeat of {seconds} s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -292,7 +292,7 @@ async fn a_scraper_that_accepts_gzip_gets_the_same_exposition_gzipped() {
     let gzipped = request(addr, "GET", "/metrics", &accept, None).await;
     assert_eq!(gzipped.status, 200);
     assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
-    assert_eq!(gzipped.header("vary"), Some("accept-encoding"));
+    assert_eq!(gzipped.header("vary"), Some("accept, accept-encoding"));
     assert!(
         gzipped.raw_body.len() < plain.raw_body.len(),
         "{} bytes gzipped, {} plain",

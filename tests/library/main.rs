@@ -3,6 +3,7 @@
 //! by series, and properties over random configurations and traffic.
 //! Nothing needs to be installed: `cargo test --test library`.
 
+mod exposition;
 mod http_loopback;
 mod properties;
 #[path = "../support/mod.rs"]
