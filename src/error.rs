@@ -90,6 +90,13 @@ pub enum BuildError {
     },
     /// No route was registered, so nothing would ever be recorded.
     NoRoutes,
+    /// More routes than [`MAX_ROUTES`](crate::MAX_ROUTES).
+    TooManyRoutes {
+        /// How many were given.
+        count: usize,
+        /// The most allowed.
+        max: usize,
+    },
     /// A route marked [`grpc`](crate::Route::grpc) is not of the shape
     /// `/Service/Method`.
     NotAGrpcTemplate {
@@ -278,6 +285,11 @@ impl fmt::Display for BuildError {
                  contain; remove it, or write it percent-encoded as clients send it \
                  (a space is %20)",
                 Preview(template)
+            ),
+            Self::TooManyRoutes { count, max } => write!(
+                f,
+                "{count} routes registered, over the limit of {max}; a router this large \
+                 is a template list gone wrong (one route per id instead of a template?)"
             ),
             Self::NoRoutes => write!(
                 f,

@@ -178,3 +178,17 @@ impl fmt::Debug for Guard {
             .finish()
     }
 }
+#[cfg(test)]
+mod tests {
+    /// Every request moves its guard several times (into the response
+    /// future, into the caller's pinned slot), so its size is paid per
+    /// request; this pins it where it is, so that growth is a decision.
+    #[test]
+    fn the_guard_stays_within_104_bytes() {
+        assert!(
+            std::mem::size_of::<super::Guard>() <= 104,
+            "{} bytes",
+            std::mem::size_of::<super::Guard>()
+        );
+    }
+}

@@ -13,7 +13,7 @@ use crate::{
     recorder::MAX_NATIVE_SCHEMA,
     recorder::{seconds_to_ns, Recorder, RecorderConfig, RoutePreinit},
     request_body::{CountRequestBody, PassRequestBody, RequestBodyMode},
-    routes::{Route, Routes},
+    routes::{Route, Routes, MAX_ROUTES},
     schema::OTHER_CLIENT_ID,
     service::{ClientIdFromRequest, ExemplarsFromRequest, LayerState},
     BuildError, RequestMetrics, TraceId,
@@ -511,6 +511,12 @@ impl<M: RequestBodyMode> Builder<M> {
         if self.routes.is_empty() {
             return Err(BuildError::NoRoutes);
         }
+        if self.routes.len() > MAX_ROUTES {
+            return Err(BuildError::TooManyRoutes {
+                count: self.routes.len(),
+                max: MAX_ROUTES,
+            });
+        }
         Routes::new(
             self.routes.iter().map(|route| route.template.as_str()),
             self.unmatched.as_deref(),
@@ -958,6 +964,17 @@ mod tests {
         assert!(error.to_string().contains(".route("), "{error}");
         let error = build(RequestMetricsLayer::builder().record_unmatched_as("other")).unwrap_err();
         assert!(matches!(error, BuildError::NoRoutes), "{error:?}");
+    }
+
+    #[test]
+    fn more_routes_than_the_limit_are_refused() {
+        let routes = vec![Route::new("/"); MAX_ROUTES + 1];
+        let error = build(RequestMetricsLayer::builder().routes(routes)).unwrap_err();
+        assert!(
+            matches!(error, BuildError::TooManyRoutes { count, max } if count == MAX_ROUTES + 1 && max == MAX_ROUTES),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("1048577 routes"), "{error}");
     }
 
     #[test]

@@ -452,7 +452,7 @@ pub use layer::{
 };
 pub use recorder::{DEFAULT_NATIVE_SCHEMA, MAX_NATIVE_SCHEMA};
 pub use request_body::{CountRequestBody, PassRequestBody, RequestBody, RequestBodyMode};
-pub use routes::{Route, MAX_TEMPLATE_LEN, MAX_TEMPLATE_PARAMS};
+pub use routes::{Route, MAX_ROUTES, MAX_TEMPLATE_LEN, MAX_TEMPLATE_PARAMS};
 pub use service::RequestMetrics;
 pub use trace_id::TraceId;
 

@@ -18,6 +18,7 @@ mod native;
 use std::{
     cell::Cell,
     fmt,
+    num::NonZeroU32,
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc,
@@ -304,7 +305,8 @@ impl Recorder {
             shard: shard.clone(),
             route,
             method,
-            client: RequestClient::None,
+            client_slot: None,
+            client_new: None,
             grpc: false,
             trace: [0; 16],
             start: tables.clock.now(),
@@ -326,23 +328,20 @@ impl Tables {
     }
 }
 
-/// The client id a request brought, as far as it is known at `call`.
-enum RequestClient {
-    None,
-    /// An id with a slot already (or the overflow slot).
-    Slot(ClientSlot),
-    /// An id the table has not seen: it claims a slot only if it is the id
-    /// recorded, so an id that a response's `ClientId` overrides never
-    /// takes one.
-    New(Box<str>),
-}
-
 /// A request that has started and is not recorded yet.
 pub(crate) struct Pending {
     shard: Arc<Shard>,
     route: RouteId,
     method: MethodLabel,
-    client: RequestClient,
+    /// The client id the request brought, as far as it is known at
+    /// `call`: none, an id with a slot already (or the overflow slot), or
+    /// an id the table has not seen, which claims a slot only if it is the
+    /// id recorded, so that an id a response's `ClientId` overrides never
+    /// takes one. Two fields of the record itself rather than an enum: 20
+    /// bytes where the enum took 24, in a record that is moved several
+    /// times per request.
+    client_slot: Option<NonZeroU32>,
+    client_new: Option<Box<str>>,
     /// Whether this is a gRPC call on a gRPC route.
     grpc: bool,
     /// The trace to keep as an exemplar; all zeros for none, which no
@@ -357,10 +356,18 @@ impl Pending {
     /// response brings its own.
     #[inline]
     pub(crate) fn set_request_client(&mut self, id: &str) {
-        self.client = match self.shard.tables.clients.find(id) {
-            Some(slot) => RequestClient::Slot(slot),
-            None => RequestClient::New(id.into()),
-        };
+        match self.shard.tables.clients.find(id) {
+            Some(slot) => self.set_client_slot(slot),
+            None => {
+                self.client_slot = None;
+                self.client_new = Some(id.into());
+            }
+        }
+    }
+
+    fn set_client_slot(&mut self, slot: ClientSlot) {
+        self.client_slot = Some(slot.compact());
+        self.client_new = None;
     }
 
     /// A counter of this request's body bytes.
@@ -407,7 +414,8 @@ impl Pending {
     /// request's: for a request recorded later than its response head.
     pub(crate) fn set_response_client(&mut self, id: Option<&ClientId>) {
         if let Some(id) = id {
-            self.client = RequestClient::Slot(self.shard.tables.clients.slot(id.as_str()));
+            let slot = self.shard.tables.clients.slot(id.as_str());
+            self.set_client_slot(slot);
         }
     }
 
@@ -441,11 +449,12 @@ impl Pending {
     fn record(self, status: Status, response_client: Option<&ClientId>, grpc: Option<GrpcCode>) {
         let tables = &*self.shard.tables;
         let elapsed_ns = tables.clock.elapsed_ns(self.start);
-        let client = match (response_client, &self.client) {
-            (Some(id), _) => Some(tables.clients.slot(id.as_str())),
-            (None, RequestClient::Slot(slot)) => Some(*slot),
-            (None, RequestClient::New(id)) => Some(tables.clients.slot(id)),
-            (None, RequestClient::None) => None,
+        let client = match response_client {
+            Some(id) => Some(tables.clients.slot(id.as_str())),
+            None => match (&self.client_new, self.client_slot) {
+                (Some(id), _) => Some(tables.clients.slot(id)),
+                (None, slot) => slot.map(ClientSlot::from_compact),
+            },
         };
         let Some(cells) =
             tables
@@ -521,8 +530,10 @@ pub(crate) struct Tally {
     route: RouteId,
     method: MethodLabel,
     in_flight: bool,
-    /// `Some` when response bytes are counted.
-    bytes: Option<u64>,
+    /// Whether response bytes are counted. A flag beside a plain count
+    /// rather than an `Option<u64>`: 8 bytes less in every response future.
+    counts_bytes: bool,
+    bytes: u64,
 }
 
 impl Tally {
@@ -538,16 +549,15 @@ impl Tally {
             route,
             method,
             in_flight: tables.in_flight,
-            bytes: tables.response_bytes.then_some(0),
+            counts_bytes: tables.response_bytes,
+            bytes: 0,
         }
     }
 
     /// Counts `bytes` sent in a frame of the response body.
     #[inline]
     pub(crate) fn sent(&mut self, bytes: usize) {
-        if let Some(total) = &mut self.bytes {
-            *total += bytes as u64;
-        }
+        self.bytes += bytes as u64;
     }
 }
 
@@ -560,8 +570,10 @@ impl Drop for Tally {
         if self.in_flight {
             extras.in_flight.fetch_sub(1, Ordering::Relaxed);
         }
-        if let Some(bytes) = self.bytes {
-            extras.response_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if self.counts_bytes {
+            extras
+                .response_bytes
+                .fetch_add(self.bytes, Ordering::Relaxed);
         }
     }
 }
