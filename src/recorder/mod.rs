@@ -748,6 +748,57 @@ mod tests {
     }
 
     #[test]
+    fn a_scrape_shows_the_latest_exemplar_across_shards() {
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/a").methods([Method::GET]).statuses([200]))
+            .shards(4)
+            .exemplars_from_request(|_| None)
+            .build(&Registry::new())
+            .unwrap();
+        let recorder = layer.recorder();
+        let tables = &*recorder.tables;
+        let route = tables.routes.ids().next().unwrap();
+        let status = Status::of(StatusCode::OK);
+        // The latest exemplar sits in a middle shard, so that a scrape that
+        // took the first or the last shard's would be wrong.
+        for (shard, byte, timestamp) in [(0, 1, 10.0), (2, 2, 20.0), (3, 3, 15.0)] {
+            let cells = tables
+                .directory
+                .cells(route, MethodLabel::of(&Method::GET), status.family(), shard)
+                .unwrap();
+            cells.add(status, 0, 1_000, None);
+            let exemplar = Exemplar {
+                trace_id: TraceId::from_bytes([byte; 16]).unwrap(),
+                value: 1e-6,
+                timestamp,
+            };
+            cells.add_exemplar(status, 0, exemplar);
+        }
+        let ((total, duration), extras) = crate::extras::capture(|| {
+            (
+                recorder.collect(Family::Total),
+                recorder.collect(Family::Duration),
+            )
+        });
+        let kept = |name: &str, family: &MetricFamily| {
+            extras
+                .family(name)
+                .unwrap()
+                .get(&family.get_metric()[0])
+                .cloned()
+                .unwrap()
+        };
+        let counter = kept("ctms_requests_total", &total).counter.unwrap();
+        let bucket = kept("ctms_requests_duration_seconds", &duration).buckets[0].unwrap();
+        for latest in [counter, bucket] {
+            assert_eq!(latest.trace_id.to_bytes(), [2; 16]);
+            assert_eq!(latest.timestamp, 20.0);
+        }
+        assert_eq!(counter.value, 1.0);
+        assert_eq!(bucket.value, 1e-6);
+    }
+
+    #[test]
     fn a_scrape_reads_every_code_in_use_and_only_those() {
         let layer = RequestMetricsLayer::builder()
             .route(Route::new("/a").methods([Method::GET]).statuses([200]))
