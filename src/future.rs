@@ -183,12 +183,12 @@ mod tests {
     /// Every request moves its guard several times (into the response
     /// future, into the caller's pinned slot), so its size is paid per
     /// request; this pins it where it is, so that growth is a decision.
+    /// (`std::time::Instant`, without the `quanta` feature, takes 8 bytes
+    /// more than a raw TSC reading.)
     #[test]
-    fn the_guard_stays_within_104_bytes() {
-        assert!(
-            std::mem::size_of::<super::Guard>() <= 104,
-            "{} bytes",
-            std::mem::size_of::<super::Guard>()
-        );
+    fn the_guard_stays_within_its_size() {
+        let limit = 96 + std::mem::size_of::<crate::clock::Stamp>();
+        let size = std::mem::size_of::<super::Guard>();
+        assert!(size <= limit, "{size} bytes, over {limit}");
     }
 }
