@@ -90,6 +90,14 @@ pub enum BuildError {
     },
     /// No route was registered, so nothing would ever be recorded.
     NoRoutes,
+    /// `max_matched_templates` (feature `axum`) is over
+    /// [`MAX_CLIENT_IDS_LIMIT`](crate::MAX_CLIENT_IDS_LIMIT).
+    MaxMatchedTemplatesTooLarge {
+        /// The cap as given.
+        max: usize,
+        /// The largest cap allowed.
+        limit: usize,
+    },
     /// More routes than [`MAX_ROUTES`](crate::MAX_ROUTES).
     TooManyRoutes {
         /// How many were given.
@@ -285,6 +293,11 @@ impl fmt::Display for BuildError {
                  contain; remove it, or write it percent-encoded as clients send it \
                  (a space is %20)",
                 Preview(template)
+            ),
+            Self::MaxMatchedTemplatesTooLarge { max, limit } => write!(
+                f,
+                "max_matched_templates({max}) is over the limit of {limit}; axum's routes \
+                 are finite, so a few hundred is plenty"
             ),
             Self::TooManyRoutes { count, max } => write!(
                 f,

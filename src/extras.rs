@@ -86,10 +86,12 @@ impl FamilyExtras {
         if self.metrics.is_empty() {
             return None;
         }
-        let key: Option<Vec<String>> = self
+        // A label a series leaves out (OpenTelemetry's `error_type` below
+        // 500) is left out of its key too.
+        let key: Vec<String> = self
             .label_names
             .iter()
-            .map(|name| {
+            .filter_map(|name| {
                 metric
                     .get_label()
                     .iter()
@@ -97,7 +99,7 @@ impl FamilyExtras {
                     .map(|label| label.value().to_owned())
             })
             .collect();
-        self.metrics.get(&key?)
+        self.metrics.get(&key)
     }
 }
 

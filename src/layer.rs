@@ -14,10 +14,14 @@ use crate::{
     recorder::{seconds_to_ns, Recorder, RecorderConfig, RoutePreinit},
     request_body::{CountRequestBody, PassRequestBody, RequestBodyMode},
     routes::{Route, Routes, MAX_ROUTES},
-    schema::OTHER_CLIENT_ID,
+    schema::{Profile, OTHER_CLIENT_ID},
     service::{ClientIdFromRequest, ExemplarsFromRequest, LayerState},
     BuildError, RequestMetrics, TraceId,
 };
+
+/// The default cap on templates learned from axum's `MatchedPath`; see
+/// `Builder::max_matched_templates` (feature `axum`).
+pub const DEFAULT_MAX_MATCHED_TEMPLATES: usize = 1_000;
 
 /// The default namespace, the prefix of every metric name.
 pub const DEFAULT_NAMESPACE: &str = "ctms";
@@ -127,7 +131,9 @@ pub struct Builder<M = PassRequestBody> {
     mode: PhantomData<M>,
     namespace: String,
     routes: Vec<Route>,
-    buckets: Vec<f64>,
+    /// `None` for the profile's default.
+    buckets: Option<Vec<f64>>,
+    profile: Profile,
     clients: Vec<String>,
     max_client_ids: usize,
     max_client_id_len: usize,
@@ -139,6 +145,9 @@ pub struct Builder<M = PassRequestBody> {
     response_bytes: bool,
     exemplars_from_request: Option<ExemplarsFromRequest>,
     native_schema: Option<i8>,
+    /// Whether templates are taken from axum's `MatchedPath`.
+    matched_templates: bool,
+    max_matched_templates: usize,
 }
 
 impl Default for Builder {
@@ -147,7 +156,8 @@ impl Default for Builder {
             mode: PhantomData,
             namespace: DEFAULT_NAMESPACE.to_owned(),
             routes: Vec::new(),
-            buckets: DEFAULT_BUCKETS.to_vec(),
+            buckets: None,
+            profile: Profile::Ctms,
             clients: Vec::new(),
             max_client_ids: DEFAULT_MAX_CLIENT_IDS,
             max_client_id_len: DEFAULT_MAX_CLIENT_ID_LEN,
@@ -159,6 +169,8 @@ impl Default for Builder {
             response_bytes: false,
             exemplars_from_request: None,
             native_schema: None,
+            matched_templates: false,
+            max_matched_templates: DEFAULT_MAX_MATCHED_TEMPLATES,
         }
     }
 }
@@ -180,6 +192,7 @@ impl Builder {
             namespace: self.namespace,
             routes: self.routes,
             buckets: self.buckets,
+            profile: self.profile,
             clients: self.clients,
             max_client_ids: self.max_client_ids,
             max_client_id_len: self.max_client_id_len,
@@ -191,6 +204,8 @@ impl Builder {
             response_bytes: self.response_bytes,
             exemplars_from_request: self.exemplars_from_request,
             native_schema: self.native_schema,
+            matched_templates: self.matched_templates,
+            max_matched_templates: self.max_matched_templates,
         }
     }
 }
@@ -239,7 +254,7 @@ impl<M: RequestBodyMode> Builder<M> {
     /// scan, which stays cheap for a few dozen bounds.
     #[must_use]
     pub fn buckets(mut self, bounds: impl IntoIterator<Item = f64>) -> Self {
-        self.buckets = bounds.into_iter().collect();
+        self.buckets = Some(bounds.into_iter().collect());
         self
     }
 
@@ -356,6 +371,18 @@ impl<M: RequestBodyMode> Builder<M> {
         self
     }
 
+    /// Sets the naming profile (default [`Profile::Ctms`]). With
+    /// [`Profile::OpenTelemetry`], the metrics follow the OpenTelemetry HTTP
+    /// server conventions, the duration histogram is split by status code
+    /// with `error_type` on 5xx, its default buckets are
+    /// [`OTEL_BUCKETS`](crate::OTEL_BUCKETS), and the namespace is not used;
+    /// the crate docs' table lists every name of both.
+    #[must_use]
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profile = profile;
+        self
+    }
+
     /// Keeps exemplars: for each request `read` finds a trace id for, the
     /// latest such request of each duration bucket and of each
     /// `<namespace>_requests_total` series is shown with its trace id
@@ -425,6 +452,54 @@ impl<M: RequestBodyMode> Builder<M> {
         self
     }
 
+    /// Takes each request's `path_template` from axum's
+    /// [`MatchedPath`](axum::extract::MatchedPath) when the request carries
+    /// one: the layer added with `Router::layer` or `Router::route_layer`,
+    /// where axum has already routed the request, nested routers included
+    /// (with their full template, prefix and all). Nothing needs to be
+    /// registered twice: a template that is also a registered [`Route`] is
+    /// the same series (and keeps its pre-initialisation); any other is
+    /// learned on its first request, up to
+    /// [`max_matched_templates`](Self::max_matched_templates) (then such
+    /// requests are recorded as their path would be, usually as unmatched).
+    /// A request without `MatchedPath` (the layer around the whole `Router`,
+    /// or the router's fallback) is resolved against the registered routes,
+    /// as without this option. With it, the layer may have no registered
+    /// route at all.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use tower_prometheus::RequestMetricsLayer;
+    ///
+    /// let registry = prometheus::Registry::new();
+    /// let metrics = RequestMetricsLayer::builder()
+    ///     .templates_from_matched_path()
+    ///     .build(&registry)?;
+    /// let users = Router::new().route("/users/{id}", get(|| async { "user" }));
+    /// // Recorded as `/api/v1/users/{id}`.
+    /// let app: Router = Router::new().nest("/api/v1", users).layer(metrics);
+    /// # Ok::<(), tower_prometheus::BuildError>(())
+    /// ```
+    #[cfg(feature = "axum")]
+    #[must_use]
+    pub fn templates_from_matched_path(mut self) -> Self {
+        self.matched_templates = true;
+        self
+    }
+
+    /// Sets how many templates beyond the registered ones
+    /// [`templates_from_matched_path`](Self::templates_from_matched_path)
+    /// may learn (default [`DEFAULT_MAX_MATCHED_TEMPLATES`], at most
+    /// [`MAX_CLIENT_IDS_LIMIT`](crate::MAX_CLIENT_IDS_LIMIT)). axum's routes
+    /// are finite, so this is a safety net that keeps the series bounded
+    /// should a router be built from data.
+    #[cfg(feature = "axum")]
+    #[must_use]
+    pub fn max_matched_templates(mut self, max: usize) -> Self {
+        self.max_matched_templates = max;
+        self
+    }
+
     /// Counts `<namespace>_response_body_bytes_total{method, path_template}`:
     /// the bytes of the response body's data frames as they are sent (not
     /// `Content-Length`, not the size hint), added when the body ends or is
@@ -453,7 +528,10 @@ impl<M: RequestBodyMode> Builder<M> {
     /// `registry` already holds. On error nothing is registered.
     pub fn build(self, registry: &Registry) -> Result<RequestMetricsLayer<M>, BuildError> {
         check_namespace(&self.namespace)?;
-        let bounds = check_buckets(&self.buckets)?;
+        let bounds = match &self.buckets {
+            Some(buckets) => check_buckets(buckets)?,
+            None => self.profile.default_buckets().to_vec(),
+        };
         let shards = self.shard_count()?;
         let routes = self.route_table()?;
         let known = self.known_clients()?;
@@ -482,6 +560,7 @@ impl<M: RequestBodyMode> Builder<M> {
             request_bytes: M::COUNTS,
             exemplars: self.exemplars_from_request.is_some(),
             native_schema: self.native_schema,
+            profile: self.profile,
         });
         recorder.register(registry)?;
         Ok(RequestMetricsLayer {
@@ -491,6 +570,7 @@ impl<M: RequestBodyMode> Builder<M> {
                 at_body_end: self.recording_point == RecordingPoint::BodyEnd,
                 client_id_from_request: self.client_id_from_request,
                 exemplars_from_request: self.exemplars_from_request,
+                matched_templates: self.matched_templates,
             }),
         })
     }
@@ -508,8 +588,14 @@ impl<M: RequestBodyMode> Builder<M> {
     }
 
     fn route_table(&self) -> Result<Routes, BuildError> {
-        if self.routes.is_empty() {
+        if self.routes.is_empty() && !self.matched_templates {
             return Err(BuildError::NoRoutes);
+        }
+        if self.max_matched_templates > MAX_CLIENT_IDS_LIMIT {
+            return Err(BuildError::MaxMatchedTemplatesTooLarge {
+                max: self.max_matched_templates,
+                limit: MAX_CLIENT_IDS_LIMIT,
+            });
         }
         if self.routes.len() > MAX_ROUTES {
             return Err(BuildError::TooManyRoutes {
@@ -517,10 +603,16 @@ impl<M: RequestBodyMode> Builder<M> {
                 max: MAX_ROUTES,
             });
         }
-        Routes::new(
+        #[allow(unused_mut)]
+        let mut routes = Routes::new(
             self.routes.iter().map(|route| route.template.as_str()),
             self.unmatched.as_deref(),
-        )
+        )?;
+        #[cfg(feature = "axum")]
+        if self.matched_templates {
+            routes.take_matched_templates(self.max_matched_templates);
+        }
+        Ok(routes)
     }
 
     /// The client table, with the known ids holding the first slots.
@@ -627,6 +719,7 @@ impl<M: RequestBodyMode> fmt::Debug for Builder<M> {
             .field("namespace", &self.namespace)
             .field("routes", &self.routes)
             .field("buckets", &self.buckets)
+            .field("profile", &self.profile)
             .field("clients", &self.clients)
             .field("max_client_ids", &self.max_client_ids)
             .field("max_client_id_len", &self.max_client_id_len)
@@ -645,6 +738,8 @@ impl<M: RequestBodyMode> fmt::Debug for Builder<M> {
                 &self.exemplars_from_request.as_ref().map(|_| ".."),
             )
             .field("native_schema", &self.native_schema)
+            .field("matched_templates", &self.matched_templates)
+            .field("max_matched_templates", &self.max_matched_templates)
             .finish()
     }
 }

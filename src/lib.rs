@@ -448,11 +448,15 @@ pub use exporter::{
 pub use future::ResponseFuture;
 pub use layer::{
     Builder, RecordingPoint, RequestMetricsLayer, DEFAULT_BUCKETS, DEFAULT_MAX_CLIENT_IDS,
-    DEFAULT_MAX_CLIENT_ID_LEN, DEFAULT_NAMESPACE, MAX_BUCKETS, MAX_NAMESPACE_LEN, MAX_SHARDS,
+    DEFAULT_MAX_CLIENT_ID_LEN, DEFAULT_MAX_MATCHED_TEMPLATES, DEFAULT_NAMESPACE, MAX_BUCKETS,
+    MAX_NAMESPACE_LEN, MAX_SHARDS,
 };
 pub use recorder::{DEFAULT_NATIVE_SCHEMA, MAX_NATIVE_SCHEMA};
 pub use request_body::{CountRequestBody, PassRequestBody, RequestBody, RequestBodyMode};
 pub use routes::{Route, MAX_ROUTES, MAX_TEMPLATE_LEN, MAX_TEMPLATE_PARAMS};
+pub use schema::{Profile, OTEL_BUCKETS};
+#[cfg(feature = "axum")]
+pub use service::IntoAxumMakeService;
 pub use service::RequestMetrics;
 pub use trace_id::TraceId;
 

@@ -126,6 +126,25 @@ pub(crate) struct Routes {
     /// match a template; `None` when a template starts with a parameter, so
     /// that any byte can.
     first_bytes: Option<ByteSet>,
+    /// Templates taken from requests (axum's `MatchedPath`), when the layer
+    /// takes them.
+    #[cfg(feature = "axum")]
+    matched: Option<MatchedTemplates>,
+}
+
+/// Templates a request names itself (axum's `MatchedPath`): a registered
+/// one is found by its text; any other is learned, up to a cap, and gets
+/// an id after the registered ones.
+#[cfg(feature = "axum")]
+#[derive(Debug)]
+struct MatchedTemplates {
+    registered: std::collections::HashMap<Box<str>, RouteId>,
+    /// The same bounded, lock-free table client ids use: a template claims
+    /// a slot once, and past the cap gets the overflow slot, which is not
+    /// recorded under a template of its own.
+    learned: crate::client_id::ClientTable,
+    /// The id of the first learned slot.
+    first: usize,
 }
 
 impl Routes {
@@ -169,7 +188,55 @@ impl Routes {
             templates: names,
             unmatched,
             first_bytes,
+            #[cfg(feature = "axum")]
+            matched: None,
         })
+    }
+
+    /// Takes templates from requests too, learning at most `max` beyond the
+    /// registered ones.
+    #[cfg(feature = "axum")]
+    pub(crate) fn take_matched_templates(&mut self, max: usize) {
+        let registered_count = self.templates.len() - usize::from(self.unmatched.is_some());
+        let registered = self.templates[..registered_count]
+            .iter()
+            .enumerate()
+            .map(|(index, template)| (template.clone(), RouteId::new(index)))
+            .collect();
+        self.matched = Some(MatchedTemplates {
+            registered,
+            learned: crate::client_id::ClientTable::new(max, MAX_TEMPLATE_LEN),
+            first: self.templates.len(),
+        });
+    }
+
+    /// The route of a template a request names (axum's `MatchedPath`):
+    /// the registered one of that text, else one learned for it; `None`
+    /// when the layer does not take templates from requests or has learned
+    /// as many as it may.
+    #[cfg(feature = "axum")]
+    #[inline]
+    pub(crate) fn resolve_template(&self, template: &str) -> Option<RouteId> {
+        let matched = self.matched.as_ref()?;
+        if let Some(&id) = matched.registered.get(template) {
+            return Some(id);
+        }
+        let slot = matched.learned.slot(template);
+        (slot != matched.learned.overflow()).then(|| RouteId::new(matched.first + slot.index()))
+    }
+
+    /// Whether any template has been learned from requests.
+    pub(crate) fn learned_any(&self) -> bool {
+        #[cfg(feature = "axum")]
+        {
+            self.matched
+                .as_ref()
+                .is_some_and(|matched| matched.learned.claimed() > 0)
+        }
+        #[cfg(not(feature = "axum"))]
+        {
+            false
+        }
     }
 
     /// Whether `path` can match a template at all, by its byte after the
@@ -212,17 +279,45 @@ impl Routes {
 
     /// The `path_template` label value of a route.
     pub(crate) fn template(&self, id: RouteId) -> &str {
-        &self.templates[id.index()]
+        if let Some(template) = self.templates.get(id.index()) {
+            return template;
+        }
+        #[cfg(feature = "axum")]
+        if let Some(matched) = &self.matched {
+            let slot = matched.learned.slot_at(id.index() - matched.first);
+            if let Some(template) = slot.and_then(|slot| matched.learned.name(slot)) {
+                return template;
+            }
+        }
+        ""
     }
 
-    /// Every route id: the templates in the order they were registered, then
-    /// the unmatched value's.
-    pub(crate) fn ids(&self) -> impl Iterator<Item = RouteId> {
-        (0..self.templates.len()).map(RouteId::new)
+    /// Every route id: the templates in the order they were registered, the
+    /// unmatched value's, then the templates learned from requests so far.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = RouteId> + '_ {
+        let registered = (0..self.templates.len()).map(RouteId::new);
+        #[cfg(feature = "axum")]
+        let learned = self.matched.iter().flat_map(|matched| {
+            let learned = &matched.learned;
+            // Not the overflow slot, which no template gets, nor a slot
+            // being claimed whose template is not published yet.
+            learned
+                .slots_in_use()
+                .filter(|&slot| slot != learned.overflow() && learned.name(slot).is_some())
+                .map(|slot| RouteId::new(matched.first + slot.index()))
+        });
+        #[cfg(not(feature = "axum"))]
+        let learned = std::iter::empty();
+        registered.chain(learned)
     }
 
-    /// Number of route ids, the unmatched one included.
+    /// Number of route ids there can be: the registered ones, the unmatched
+    /// one, and room for the templates that may be learned.
     pub(crate) fn len(&self) -> usize {
+        #[cfg(feature = "axum")]
+        if let Some(matched) = &self.matched {
+            return matched.first + matched.learned.slots();
+        }
         self.templates.len()
     }
 }

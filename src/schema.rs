@@ -64,14 +64,6 @@ pub(crate) fn status_code_value(status: Status) -> String {
     status.code().to_string()
 }
 
-/// The method labels in the order of their values, the order a scrape lists
-/// series in.
-pub(crate) fn methods_in_value_order() -> [MethodLabel; MethodLabel::COUNT] {
-    let mut order = MethodLabel::ALL;
-    order.sort_unstable_by_key(|&method| method_value(method));
-    order
-}
-
 /// Label names, fixed by the CTMS format.
 pub(crate) const METHOD: &str = "method";
 pub(crate) const PATH_TEMPLATE: &str = "path_template";
@@ -205,6 +197,199 @@ impl Family {
     }
 }
 
+/// How the layer names its metrics and labels.
+///
+/// The choice changes names only (and, for the duration histogram, its
+/// status label): pre-initialisation, bounds and exactness are the same in
+/// both. See the crate docs' table of the two.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Profile {
+    /// The CTMS names (the default): `<namespace>_requests_duration_seconds`
+    /// with `method`, `path_template` and `status_code_family`, and so on.
+    #[default]
+    Ctms,
+    /// The OpenTelemetry HTTP server semantic conventions, as Prometheus
+    /// names them: `http_server_request_duration_seconds` with
+    /// `http_request_method`, `http_route`, `http_response_status_code` and
+    /// `error_type`, the buckets the convention advises, and
+    /// `http_server_active_requests`; the namespace is not used.
+    OpenTelemetry,
+}
+
+/// The label names of one profile.
+pub(crate) struct Names {
+    pub(crate) method: &'static str,
+    pub(crate) route: &'static str,
+    pub(crate) status_code: &'static str,
+    pub(crate) status_family: &'static str,
+    pub(crate) client_id: &'static str,
+    pub(crate) error_type: &'static str,
+    pub(crate) grpc_code: &'static str,
+    pub(crate) grpc_method: &'static str,
+    pub(crate) grpc_service: &'static str,
+}
+
+const CTMS_NAMES: Names = Names {
+    method: METHOD,
+    route: PATH_TEMPLATE,
+    status_code: STATUS_CODE,
+    status_family: STATUS_CODE_FAMILY,
+    client_id: CLIENT_ID,
+    error_type: "error_type",
+    grpc_code: GRPC_CODE,
+    grpc_method: GRPC_METHOD,
+    grpc_service: GRPC_SERVICE,
+};
+
+const OTEL_NAMES: Names = Names {
+    method: "http_request_method",
+    route: "http_route",
+    status_code: "http_response_status_code",
+    status_family: "http_response_status_class",
+    client_id: "client_id",
+    error_type: "error_type",
+    grpc_code: "rpc_grpc_status_code",
+    grpc_method: "rpc_method",
+    grpc_service: "rpc_service",
+};
+
+/// Label names of the OpenTelemetry profile that a registry's constant
+/// label must not take either.
+pub(crate) const OTEL_RESERVED_LABELS: &[&str] = &[
+    "http_request_method",
+    "http_route",
+    "http_response_status_code",
+    "http_response_status_class",
+    "error_type",
+    "rpc_grpc_status_code",
+    "rpc_method",
+    "rpc_service",
+];
+
+/// The bucket bounds the OpenTelemetry HTTP semantic conventions advise for
+/// `http.server.request.duration`, in seconds.
+pub const OTEL_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+impl Profile {
+    pub(crate) fn names(self) -> &'static Names {
+        match self {
+            Self::Ctms => &CTMS_NAMES,
+            Self::OpenTelemetry => &OTEL_NAMES,
+        }
+    }
+
+    /// Whether the duration histogram is split by status code (the
+    /// OpenTelemetry convention) rather than by status family (CTMS).
+    pub(crate) fn durations_per_code(self) -> bool {
+        self == Self::OpenTelemetry
+    }
+
+    /// The families every layer of this profile registers.
+    pub(crate) fn always(self) -> &'static [Family] {
+        match self {
+            Self::Ctms => &Family::ALWAYS,
+            // The request count per status code is the histogram's count.
+            Self::OpenTelemetry => &[Family::Duration, Family::Api, Family::Unmatched],
+        }
+    }
+
+    /// The full name of `family`.
+    pub(crate) fn family_name(self, family: Family, namespace: &str) -> String {
+        match self {
+            Self::Ctms => format!("{namespace}_{}", family.suffix()),
+            Self::OpenTelemetry => match family {
+                Family::Duration => "http_server_request_duration_seconds",
+                Family::Total => "http_server_requests_total",
+                Family::Api => "http_server_client_requests_total",
+                Family::Unmatched => "http_server_unmatched_requests_total",
+                Family::Grpc => "rpc_server_requests_total",
+                Family::InFlight => "http_server_active_requests",
+                Family::ResponseBytes => "http_server_response_body_bytes_total",
+                Family::RequestBytes => "http_server_request_body_bytes_total",
+            }
+            .to_owned(),
+        }
+    }
+
+    /// Label names of `family`, in name order.
+    pub(crate) fn labels(self, family: Family) -> &'static [&'static str] {
+        match self {
+            Self::Ctms => family.labels(),
+            Self::OpenTelemetry => match family {
+                Family::Duration => &[
+                    "error_type",
+                    "http_request_method",
+                    "http_response_status_code",
+                    "http_route",
+                ],
+                Family::Total => &[
+                    "http_request_method",
+                    "http_response_status_code",
+                    "http_route",
+                ],
+                Family::Api => &[
+                    "client_id",
+                    "http_request_method",
+                    "http_response_status_class",
+                    "http_route",
+                ],
+                Family::Unmatched => &[],
+                Family::Grpc => &["rpc_grpc_status_code", "rpc_method", "rpc_service"],
+                Family::InFlight | Family::ResponseBytes | Family::RequestBytes => {
+                    &["http_request_method", "http_route"]
+                }
+            },
+        }
+    }
+
+    pub(crate) fn help(self, family: Family) -> &'static str {
+        match (self, family) {
+            (Self::OpenTelemetry, Family::Duration) => "Duration of HTTP server requests.",
+            (Self::OpenTelemetry, Family::InFlight) => "Number of active HTTP server requests.",
+            _ => family.help(),
+        }
+    }
+
+    /// The method label value.
+    pub(crate) fn method_value(self, method: MethodLabel) -> &'static str {
+        match (self, method_value(method)) {
+            (Self::OpenTelemetry, "OTHER") => "_OTHER",
+            (_, value) => value,
+        }
+    }
+
+    /// The method labels in the order of their values.
+    pub(crate) fn methods_in_value_order(self) -> [MethodLabel; MethodLabel::COUNT] {
+        let mut order = MethodLabel::ALL;
+        order.sort_unstable_by_key(|&method| self.method_value(method));
+        order
+    }
+
+    /// The gRPC status label value: the canonical name (CTMS), or the
+    /// number, as the OpenTelemetry RPC conventions give it.
+    pub(crate) fn grpc_code_value(self, code: GrpcCode) -> &'static str {
+        const NUMBERS: [&str; GrpcCode::COUNT] = [
+            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
+            "16",
+        ];
+        match self {
+            Self::Ctms => grpc_code_value(code),
+            Self::OpenTelemetry => NUMBERS[code.index()],
+        }
+    }
+
+    /// The default bucket bounds.
+    pub(crate) fn default_buckets(self) -> &'static [f64] {
+        match self {
+            Self::Ctms => crate::DEFAULT_BUCKETS,
+            Self::OpenTelemetry => &OTEL_BUCKETS,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use http::Method;
@@ -236,9 +421,14 @@ mod tests {
         ] {
             assert_eq!(method_value(MethodLabel::of(&method)), value);
         }
-        let ordered: Vec<&str> = methods_in_value_order().map(method_value).to_vec();
-        let mut sorted = ordered.clone();
-        sorted.sort_unstable();
-        assert_eq!(ordered, sorted);
+        for profile in [Profile::Ctms, Profile::OpenTelemetry] {
+            let ordered: Vec<&str> = profile
+                .methods_in_value_order()
+                .map(|method| profile.method_value(method))
+                .to_vec();
+            let mut sorted = ordered.clone();
+            sorted.sort_unstable();
+            assert_eq!(ordered, sorted);
+        }
     }
 }

@@ -37,6 +37,9 @@ pub(crate) struct LayerState {
     pub(crate) at_body_end: bool,
     pub(crate) client_id_from_request: Option<ClientIdFromRequest>,
     pub(crate) exemplars_from_request: Option<ExemplarsFromRequest>,
+    /// Whether templates are taken from axum's `MatchedPath`.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) matched_templates: bool,
 }
 
 impl fmt::Debug for LayerState {
@@ -88,6 +91,25 @@ impl<S, M> RequestMetrics<S, M> {
         self.inner
     }
 
+    /// Starts the record of a request: under the template it names (axum's
+    /// `MatchedPath`, when the layer takes it), else under the one its path
+    /// matches.
+    #[inline]
+    fn start<B>(&self, request: &Request<B>) -> Option<(Pending, Option<Tally>)> {
+        let recorder = &self.state.recorder;
+        #[cfg(feature = "axum")]
+        if self.state.matched_templates {
+            if let Some(matched) = request.extensions().get::<axum::extract::MatchedPath>() {
+                return recorder.start_template(
+                    matched.as_str(),
+                    request.uri().path(),
+                    request.method(),
+                );
+            }
+        }
+        recorder.start(request.uri().path(), request.method())
+    }
+
     /// The guard of a request that is recorded: a gRPC call told apart,
     /// the client id read from the request.
     #[inline]
@@ -118,6 +140,58 @@ impl<S, M> RequestMetrics<S, M> {
     }
 }
 
+/// The response of a wrapped axum service as axum's own.
+#[cfg(feature = "axum")]
+type ToAxumResponse = fn(Response<ResponseBody<axum::body::Body>>) -> axum::response::Response;
+
+/// What [`RequestMetrics::into_make_service`] returns.
+#[cfg(feature = "axum")]
+pub type IntoAxumMakeService<S> =
+    axum::routing::IntoMakeService<tower::util::MapResponse<RequestMetrics<S>, ToAxumResponse>>;
+
+#[cfg(feature = "axum")]
+impl<S> RequestMetrics<S>
+where
+    S: Service<axum::extract::Request, Response = axum::response::Response>,
+{
+    /// The wrapped service (typically a whole axum `Router`) as a make
+    /// service for `axum::serve`, its responses turned back into axum's
+    /// `Response`:
+    ///
+    /// ```no_run
+    /// use axum::{routing::get, Router};
+    /// use tower::Layer;
+    /// use tower_prometheus::{RequestMetricsLayer, Route};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let registry = prometheus::Registry::new();
+    /// let metrics = RequestMetricsLayer::builder()
+    ///     .route(Route::new("/users/{id}"))
+    ///     .build(&registry)?;
+    /// let app = Router::new().route("/users/{id}", get(|| async { "user" }));
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// axum::serve(listener, metrics.layer(app).into_make_service()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// `axum::serve(listener, metrics.layer(app))` itself cannot compile:
+    /// `axum::serve` takes a `Router` or a make service, and a wrapped
+    /// router answers with this crate's [`ResponseBody`], not axum's body.
+    /// Around the whole router the layer sees requests before axum routes
+    /// them, so it resolves them against its registered routes; for
+    /// templates from axum, add it with `Router::layer` instead (see
+    /// [`Builder::templates_from_matched_path`](crate::Builder::templates_from_matched_path)).
+    pub fn into_make_service(self) -> IntoAxumMakeService<S> {
+        let to_axum: ToAxumResponse = |response| response.map(axum::body::Body::new);
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(tower::ServiceExt::<
+            axum::extract::Request,
+        >::map_response(
+            self, to_axum
+        ))
+    }
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestMetrics<S, PassRequestBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -134,10 +208,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let started = self
-            .state
-            .recorder
-            .start(request.uri().path(), request.method());
+        let started = self.start(&request);
         let Some((pending, tally)) = started else {
             // Not recorded: nothing to guard.
             return ResponseFuture::new(self.inner.call(request), Guard::new(None, None, false));
@@ -164,10 +235,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let started = self
-            .state
-            .recorder
-            .start(request.uri().path(), request.method());
+        let started = self.start(&request);
         let mut guard = match started {
             Some((pending, tally)) => self.guard(pending, tally, &request),
             None => Guard::new(None, None, false),

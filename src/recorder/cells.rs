@@ -75,6 +75,46 @@ struct CellExtras {
     /// Native histogram counters (the zero bucket first), created on the
     /// first request when native histograms are on.
     native: OnceLock<Box<[AtomicU64]>>,
+    /// Per status code, a duration histogram of its own (the
+    /// OpenTelemetry profile), created on the code's first request.
+    codes: OnceLock<Box<[OnceLock<Box<CodeHistogram>>]>>,
+}
+
+/// The duration histogram of one status code, with its exemplars and
+/// native buckets when those are kept.
+#[derive(Default)]
+pub(super) struct CodeHistogram {
+    /// Non-cumulative bucket counts, `+Inf` last.
+    buckets: Box<[AtomicU64]>,
+    sum_ns: AtomicU64,
+    exemplars: OnceLock<Box<[ExemplarSlot]>>,
+    native: OnceLock<Box<[AtomicU64]>>,
+}
+
+impl CodeHistogram {
+    pub(super) fn buckets(&self) -> impl Iterator<Item = u64> + '_ {
+        self.buckets
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn sum_ns(&self) -> u64 {
+        self.sum_ns.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn bucket_exemplars(&self) -> impl Iterator<Item = Option<Exemplar>> + '_ {
+        let slots = self.exemplars.get().map_or(&[][..], |slots| &slots[..]);
+        slots.iter().map(ExemplarSlot::load)
+    }
+
+    pub(super) fn native(&self) -> Option<impl Iterator<Item = u64> + '_> {
+        let counters = self.native.get()?;
+        Some(
+            counters
+                .iter()
+                .map(|counter| counter.load(Ordering::Relaxed)),
+        )
+    }
 }
 
 impl Cells {
@@ -92,6 +132,64 @@ impl Cells {
 
     fn extras(&self) -> &CellExtras {
         self.extras.get_or_init(Box::default)
+    }
+
+    /// Adds a request to its status code's own histogram (the
+    /// OpenTelemetry profile), with its native buckets and exemplar when
+    /// those are kept.
+    pub(super) fn add_per_code(
+        &self,
+        status: Status,
+        bucket: usize,
+        elapsed_ns: u64,
+        native: Option<&NativeLayout>,
+        exemplar: Option<Exemplar>,
+    ) {
+        let codes = self
+            .extras()
+            .codes
+            .get_or_init(|| (0..CODES_PER_FAMILY).map(|_| OnceLock::new()).collect());
+        let Some(histogram) = codes.get(status.index_in_family()) else {
+            return;
+        };
+        let buckets = self.buckets.len();
+        let histogram = histogram.get_or_init(|| {
+            Box::new(CodeHistogram {
+                buckets: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
+                ..CodeHistogram::default()
+            })
+        });
+        if let Some(count) = histogram.buckets.get(bucket) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        histogram.sum_ns.fetch_add(elapsed_ns, Ordering::Relaxed);
+        if let Some(layout) = native {
+            let counters = histogram
+                .native
+                .get_or_init(|| (0..layout.counters()).map(|_| AtomicU64::new(0)).collect());
+            if let Some(counter) = counters.get(layout.index(elapsed_ns)) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if let Some(exemplar) = exemplar {
+            let slots = histogram
+                .exemplars
+                .get_or_init(|| (0..buckets).map(|_| ExemplarSlot::default()).collect());
+            if let Some(slot) = slots.get(bucket) {
+                slot.store(&exemplar);
+            }
+        }
+    }
+
+    /// The histogram of a status code, if it has counted.
+    pub(super) fn code_histogram(&self, code: usize) -> Option<&CodeHistogram> {
+        self.extras
+            .get()?
+            .codes
+            .get()?
+            .get(code)?
+            .get()
+            .map(|h| &**h)
     }
 
     /// Keeps a request's exemplar on its bucket (with its duration) and on

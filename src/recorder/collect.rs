@@ -15,12 +15,12 @@
 //! The method and template orders are fixed at build ([`Order`]); client
 //! ids are ranked at each scrape, since new ones arrive.
 
-use std::sync::atomic::Ordering;
+use std::{borrow::Cow, sync::atomic::Ordering};
 
 use prometheus::proto::{self, MetricFamily};
 
 use super::{
-    cells::{Cells, MethodExtras},
+    cells::{Cells, CodeHistogram, MethodExtras},
     exemplars, Recorder, Tables,
 };
 use crate::{
@@ -30,25 +30,27 @@ use crate::{
     labels::{CodeSet, MethodLabel, Status, StatusFamily},
     routes::{RouteId, Routes},
     schema::{
-        family_value, grpc_code_value, method_value, methods_in_value_order, status_code_value,
-        Family, CLIENT_ID, GRPC_CODE, GRPC_METHOD, GRPC_SERVICE, METHOD, PATH_TEMPLATE,
-        STATUS_CODE, STATUS_CODE_FAMILY,
+        family_value, method_value, status_code_value, Family, Profile, METHOD, PATH_TEMPLATE,
+        STATUS_CODE_FAMILY,
     },
 };
 
 /// Route ids and method labels in the order of their label values.
+#[derive(Clone)]
 pub(super) struct Order {
     routes: Box<[RouteId]>,
     methods: [MethodLabel; MethodLabel::COUNT],
 }
 
 impl Order {
-    pub(super) fn new(routes: &Routes) -> Self {
+    /// Computed at build; at a scrape, computed again if templates have
+    /// been learned from requests since.
+    pub(super) fn new(routes: &Routes, profile: Profile) -> Self {
         let mut by_template: Box<[RouteId]> = routes.ids().collect();
         by_template.sort_by(|&a, &b| routes.template(a).cmp(routes.template(b)));
         Self {
             routes: by_template,
-            methods: methods_in_value_order(),
+            methods: profile.methods_in_value_order(),
         }
     }
 }
@@ -69,15 +71,25 @@ struct GroupView<'a> {
 }
 
 impl Recorder {
+    /// Routes and methods in label order, learned templates included.
+    fn order(&self) -> Cow<'_, Order> {
+        if self.tables.routes.learned_any() {
+            Cow::Owned(Order::new(&self.tables.routes, self.tables.profile))
+        } else {
+            Cow::Borrowed(&self.order)
+        }
+    }
+
     /// One family, summed over the shards.
     pub(super) fn collect(&self, family: Family) -> MetricFamily {
         // Exemplars and native histograms, for a scrape that can show them.
         let tables = &*self.tables;
         let wants_extras = (tables.exemplars || tables.native.is_some()) && extras::capturing();
         let mut deposit = (wants_extras && matches!(family, Family::Total | Family::Duration))
-            .then(|| FamilyExtras::new(self.name(family), family.labels()));
+            .then(|| FamilyExtras::new(self.name(family), tables.profile.labels(family)));
         let metrics = match family {
             Family::Total => self.collect_total(deposit.as_mut()),
+            Family::Duration if tables.per_code => self.collect_duration_per_code(deposit.as_mut()),
             Family::Duration => self.collect_duration(deposit.as_mut()),
             Family::Api => self.collect_api(),
             Family::Unmatched => vec![counter(Vec::new(), self.unmatched())],
@@ -94,7 +106,7 @@ impl Recorder {
         };
         let mut collected = MetricFamily::default();
         collected.set_name(self.name(family));
-        collected.set_help(family.help().to_owned());
+        collected.set_help(tables.profile.help(family).to_owned());
         collected.set_field_type(family.metric_type());
         collected.set_metric(metrics);
         if let Some(deposit) = deposit {
@@ -132,7 +144,9 @@ impl Recorder {
             .collect();
         routes.sort_unstable();
         let mut codes: Vec<GrpcCode> = GrpcCode::all().collect();
-        codes.sort_unstable_by_key(|&code| grpc_code_value(code));
+        let profile = tables.profile;
+        let names = profile.names();
+        codes.sort_unstable_by_key(|&code| profile.grpc_code_value(code));
         let mut metrics = Vec::with_capacity(codes.len() * routes.len());
         for &code in &codes {
             for &(method, service, route) in &routes {
@@ -144,9 +158,9 @@ impl Recorder {
                     .map(|cells| cells.grpc(code))
                     .sum();
                 let labels = vec![
-                    label(GRPC_CODE, grpc_code_value(code)),
-                    label(GRPC_METHOD, method),
-                    label(GRPC_SERVICE, service),
+                    label(names.grpc_code, profile.grpc_code_value(code)),
+                    label(names.grpc_method, method),
+                    label(names.grpc_service, service),
                 ];
                 metrics.push(counter(labels, count));
             }
@@ -164,8 +178,9 @@ impl Recorder {
     ) -> Vec<proto::Metric> {
         let tables = &*self.tables;
         let mut metrics = Vec::new();
-        for &method in &self.order.methods {
-            for &route in self.order.routes.iter() {
+        let order = self.order();
+        for &method in &order.methods {
+            for &route in order.routes.iter() {
                 let listed = tables
                     .preinit
                     .get(route.index())
@@ -180,8 +195,11 @@ impl Recorder {
                     continue;
                 }
                 metric.set_label(vec![
-                    label(METHOD, method_value(method)),
-                    label(PATH_TEMPLATE, tables.routes.template(route)),
+                    label(
+                        tables.profile.names().method,
+                        tables.profile.method_value(method),
+                    ),
+                    label(tables.profile.names().route, tables.routes.template(route)),
                 ]);
                 metrics.push(metric);
             }
@@ -191,9 +209,8 @@ impl Recorder {
 
     /// Calls `visit` for every group with cells or pre-initialised series,
     /// in label order.
-    fn for_each_group(&self, mut visit: impl FnMut(&Tables, &GroupView<'_>)) {
+    fn for_each_group(&self, order: &Order, mut visit: impl FnMut(&Tables, &GroupView<'_>)) {
         let tables = &*self.tables;
-        let order = &self.order;
         // Reused across groups: no allocation per group.
         let mut cells: Vec<&Cells> = Vec::with_capacity(self.shards.len());
         for (method_rank, &method) in order.methods.iter().enumerate() {
@@ -228,8 +245,10 @@ impl Recorder {
     }
 
     fn collect_total(&self, mut extras: Option<&mut FamilyExtras>) -> Vec<proto::Metric> {
+        let profile = self.tables.profile;
+        let names = profile.names();
         let mut metrics = Vec::new();
-        self.for_each_group(|tables, group| {
+        self.for_each_group(&self.order(), |tables, group| {
             let used = group
                 .cells
                 .iter()
@@ -238,10 +257,10 @@ impl Recorder {
                 let count = group.cells.iter().map(|cells| cells.code(code)).sum();
                 let status = Status::in_family(group.family, code);
                 let labels = vec![
-                    label(METHOD, method_value(group.method)),
-                    label(PATH_TEMPLATE, tables.routes.template(group.route)),
-                    label(STATUS_CODE, &status_code_value(status)),
-                    label(STATUS_CODE_FAMILY, family_value(group.family)),
+                    label(names.method, profile.method_value(group.method)),
+                    label(names.route, tables.routes.template(group.route)),
+                    label(names.status_code, &status_code_value(status)),
+                    label(names.status_family, family_value(group.family)),
                 ];
                 if let Some(extras) = extras.as_deref_mut() {
                     let exemplar = group
@@ -265,7 +284,7 @@ impl Recorder {
         let mut metrics = Vec::new();
         let mut counts: Vec<u64> = Vec::new();
         let mut native: Vec<u64> = Vec::new();
-        self.for_each_group(|tables, group| {
+        self.for_each_group(&self.order(), |tables, group| {
             counts.clear();
             counts.resize(tables.bounds.len() + 1, 0);
             let mut sum_ns = 0_u64;
@@ -284,6 +303,7 @@ impl Recorder {
                 label(PATH_TEMPLATE, tables.routes.template(group.route)),
                 label(STATUS_CODE_FAMILY, family_value(group.family)),
             ];
+            // (This is the CTMS profile: the OpenTelemetry one is per code.)
             if let Some(extras) = extras.as_deref_mut() {
                 let mut metric = MetricExtras::default();
                 if tables.exemplars {
@@ -316,6 +336,79 @@ impl Recorder {
         metrics
     }
 
+    /// The duration histogram per status code (the OpenTelemetry profile),
+    /// with `error_type` on 5xx.
+    fn collect_duration_per_code(
+        &self,
+        mut extras: Option<&mut FamilyExtras>,
+    ) -> Vec<proto::Metric> {
+        let profile = self.tables.profile;
+        let names = profile.names();
+        let mut metrics = Vec::new();
+        let mut counts: Vec<u64> = Vec::new();
+        let mut native: Vec<u64> = Vec::new();
+        self.for_each_group(&self.order(), |tables, group| {
+            let used = group
+                .cells
+                .iter()
+                .fold(group.listed, |codes, cells| codes.union(cells.used()));
+            for code in used.iter() {
+                let histograms: Vec<&CodeHistogram> = group
+                    .cells
+                    .iter()
+                    .filter_map(|cells| cells.code_histogram(code))
+                    .collect();
+                counts.clear();
+                counts.resize(tables.bounds.len() + 1, 0);
+                let mut sum_ns = 0_u64;
+                for histogram in &histograms {
+                    for (total, count) in counts.iter_mut().zip(histogram.buckets()) {
+                        *total += count;
+                    }
+                    sum_ns = sum_ns.wrapping_add(histogram.sum_ns());
+                }
+                let status = Status::in_family(group.family, code);
+                let code_value = status_code_value(status);
+                let mut labels = Vec::with_capacity(4);
+                if group.family == Status::INTERNAL_SERVER_ERROR.family() {
+                    labels.push(label(names.error_type, &code_value));
+                }
+                labels.push(label(names.method, profile.method_value(group.method)));
+                labels.push(label(names.status_code, &code_value));
+                labels.push(label(names.route, tables.routes.template(group.route)));
+                if let Some(extras) = extras.as_deref_mut() {
+                    let mut metric = MetricExtras::default();
+                    if tables.exemplars {
+                        metric.buckets = vec![None; counts.len()];
+                        for histogram in &histograms {
+                            for (kept, exemplar) in
+                                metric.buckets.iter_mut().zip(histogram.bucket_exemplars())
+                            {
+                                *kept = exemplars::latest(*kept, exemplar);
+                            }
+                        }
+                        if metric.buckets.iter().all(Option::is_none) {
+                            metric.buckets.clear();
+                        }
+                    }
+                    if let Some(layout) = &tables.native {
+                        native.clear();
+                        native.resize(layout.counters(), 0);
+                        for counters in histograms.iter().filter_map(|h| h.native()) {
+                            for (total, count) in native.iter_mut().zip(counters) {
+                                *total += count;
+                            }
+                        }
+                        metric.native = Some(layout.histogram(&native));
+                    }
+                    extras.insert(&labels, metric);
+                }
+                metrics.push(histogram(labels, &counts, sum_ns, &tables.bounds));
+            }
+        });
+        metrics
+    }
+
     fn collect_api(&self) -> Vec<proto::Metric> {
         /// One API series before sorting: its sort key and count.
         struct Series {
@@ -328,7 +421,10 @@ impl Recorder {
         let mut series = Vec::new();
         // (slot, count) of one group, over every shard.
         let mut counts: Vec<(ClientSlot, u64)> = Vec::new();
-        self.for_each_group(|tables, group| {
+        // One order for the walk and the labels: a template learned
+        // meanwhile must not shift the ranks.
+        let order = self.order();
+        self.for_each_group(&order, |tables, group| {
             counts.clear();
             for cells in group.cells {
                 counts.extend(
@@ -388,17 +484,22 @@ impl Recorder {
         series.sort_unstable_by_key(|s| (rank_of(s.slot), s.method_rank, s.route_rank, s.family));
 
         let tables = &*self.tables;
+        let profile = tables.profile;
+        let names = profile.names();
         series
             .into_iter()
             .map(|s| {
                 let labels = vec![
-                    label(CLIENT_ID, named[rank_of(s.slot)].1),
-                    label(METHOD, method_value(self.order.methods[s.method_rank])),
+                    label(names.client_id, named[rank_of(s.slot)].1),
                     label(
-                        PATH_TEMPLATE,
-                        tables.routes.template(self.order.routes[s.route_rank]),
+                        names.method,
+                        profile.method_value(order.methods[s.method_rank]),
                     ),
-                    label(STATUS_CODE_FAMILY, family_value(s.family)),
+                    label(
+                        names.route,
+                        tables.routes.template(order.routes[s.route_rank]),
+                    ),
+                    label(names.status_family, family_value(s.family)),
                 ];
                 counter(labels, s.count)
             })

@@ -20,7 +20,7 @@ use prometheus::{
 
 use super::Recorder;
 use crate::{
-    schema::{Family, RESERVED_LABELS},
+    schema::{Family, OTEL_RESERVED_LABELS, RESERVED_LABELS},
     BuildError,
 };
 
@@ -111,7 +111,7 @@ fn check_constant_labels(registry: &Registry) -> Result<(), BuildError> {
         .flat_map(|family| family.get_metric())
         .flat_map(|metric| metric.get_label());
     for label in labels {
-        if RESERVED_LABELS.contains(&label.name()) {
+        if RESERVED_LABELS.contains(&label.name()) || OTEL_RESERVED_LABELS.contains(&label.name()) {
             return Err(BuildError::ConstantLabelClash {
                 label: label.name().to_owned(),
             });
@@ -129,10 +129,15 @@ struct FamilyCollector {
 
 impl FamilyCollector {
     fn new(recorder: Arc<Recorder>, family: Family) -> prometheus::Result<Self> {
+        let profile = recorder.profile();
         let desc = Desc::new(
             recorder.name(family),
-            family.help().to_owned(),
-            family.labels().iter().map(|&l| l.to_owned()).collect(),
+            profile.help(family).to_owned(),
+            profile
+                .labels(family)
+                .iter()
+                .map(|&l| l.to_owned())
+                .collect(),
             HashMap::new(),
         )?;
         Ok(Self {

@@ -40,7 +40,7 @@ use crate::{
     grpc::GrpcCode,
     labels::{CodeSet, MethodLabel, Status, StatusFamily},
     routes::{RouteId, Routes},
-    schema::Family,
+    schema::{Family, Profile},
     BuildError, ClientId, TraceId,
 };
 
@@ -114,6 +114,7 @@ pub(crate) struct RecorderConfig {
     pub(crate) exemplars: bool,
     /// The native histograms' schema, when they are kept.
     pub(crate) native_schema: Option<i8>,
+    pub(crate) profile: Profile,
 }
 
 /// What the shards read and the scrape walks: the tables decided at build
@@ -139,8 +140,12 @@ pub(crate) struct Tables {
     exemplars: bool,
     /// The native histogram layout, when they are kept.
     native: Option<NativeLayout>,
-    /// Whether either of the two above is on: one test on the hot path.
+    /// Whether either of the two above is on, or durations are kept per
+    /// status code: one test on the hot path.
     extras: bool,
+    profile: Profile,
+    /// Whether durations are kept per status code (OpenTelemetry).
+    per_code: bool,
 }
 
 impl fmt::Debug for Tables {
@@ -208,15 +213,18 @@ impl Recorder {
             request_bytes,
             exemplars,
             native_schema,
+            profile,
         } = config;
         let shards = shards.max(1).next_power_of_two();
-        let order = collect::Order::new(&routes);
+        let order = collect::Order::new(&routes, profile);
         let tables = Arc::new(Tables {
             directory: Directory::new(routes.len(), shards, bounds.len()),
             clock: Clock::new(),
             exemplars,
             native: native_schema.map(NativeLayout::new),
-            extras: exemplars || native_schema.is_some(),
+            extras: exemplars || native_schema.is_some() || profile.durations_per_code(),
+            profile,
+            per_code: profile.durations_per_code(),
             routes,
             clients,
             bounds_ns: bounds.iter().map(|&b| seconds_to_ns(b)).collect(),
@@ -248,14 +256,19 @@ impl Recorder {
 
     /// The full name of a family.
     pub(crate) fn name(&self, family: Family) -> String {
-        format!("{}_{}", self.namespace, family.suffix())
+        self.tables.profile.family_name(family, &self.namespace)
+    }
+
+    /// The naming profile.
+    pub(crate) fn profile(&self) -> Profile {
+        self.tables.profile
     }
 
     /// The families this layer registers: the CTMS ones, and the optional
     /// ones its configuration asks for.
     pub(crate) fn families(&self) -> Vec<Family> {
         let tables = &self.tables;
-        let mut families = Family::ALWAYS.to_vec();
+        let mut families = tables.profile.always().to_vec();
         if tables.grpc_routes.iter().any(|&grpc| grpc) {
             families.push(Family::Grpc);
         }
@@ -298,6 +311,34 @@ impl Recorder {
                 tables.routes.unmatched()?
             }
         };
+        Some(self.start_route(shard, route, method))
+    }
+
+    /// [`start`](Self::start) for a request that names its template
+    /// (axum's `MatchedPath`): recorded under it, or, when no more
+    /// templates may be learned, as its path would be.
+    #[cfg(feature = "axum")]
+    #[inline]
+    pub(crate) fn start_template(
+        &self,
+        template: &str,
+        path: &str,
+        method: &Method,
+    ) -> Option<(Pending, Option<Tally>)> {
+        match self.tables.routes.resolve_template(template) {
+            Some(route) => Some(self.start_route(self.shard(), route, method)),
+            None => self.start(path, method),
+        }
+    }
+
+    #[inline]
+    fn start_route(
+        &self,
+        shard: &Arc<Shard>,
+        route: RouteId,
+        method: &Method,
+    ) -> (Pending, Option<Tally>) {
+        let tables = &*self.tables;
         let method = MethodLabel::of(method);
         let tally =
             (tables.in_flight || tables.response_bytes).then(|| Tally::new(shard, route, method));
@@ -311,7 +352,7 @@ impl Recorder {
             trace: [0; 16],
             start: tables.clock.now(),
         };
-        Some((pending, tally))
+        (pending, tally)
     }
 
     #[cfg(test)]
@@ -620,19 +661,25 @@ fn add_extras(
     elapsed_ns: u64,
     trace: Option<TraceId>,
 ) {
+    let exemplar = trace.map(|trace_id| Exemplar {
+        trace_id,
+        value: elapsed_ns as f64 / 1e9,
+        timestamp: unix_seconds(),
+    });
+    if tables.per_code {
+        // The code's own histogram carries the native buckets and the
+        // bucket exemplar; the counter exemplar stays per code as always.
+        cells.add_per_code(status, bucket, elapsed_ns, tables.native.as_ref(), exemplar);
+        if let Some(exemplar) = exemplar {
+            cells.add_exemplar(status, bucket, exemplar);
+        }
+        return;
+    }
     if let Some(layout) = &tables.native {
         cells.add_native(layout, elapsed_ns);
     }
-    if let Some(trace_id) = trace {
-        cells.add_exemplar(
-            status,
-            bucket,
-            Exemplar {
-                trace_id,
-                value: elapsed_ns as f64 / 1e9,
-                timestamp: unix_seconds(),
-            },
-        );
+    if let Some(exemplar) = exemplar {
+        cells.add_exemplar(status, bucket, exemplar);
     }
 }
 

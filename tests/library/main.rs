@@ -3,8 +3,11 @@
 //! by series, and properties over random configurations and traffic.
 //! Nothing needs to be installed: `cargo test --test library`.
 
+#[cfg(feature = "axum")]
+mod axum;
 mod exposition;
 mod http_loopback;
+mod profile;
 mod properties;
 #[path = "../support/mod.rs"]
 mod support;

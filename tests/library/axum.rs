@@ -1,0 +1,190 @@
+//! The `axum` feature: templates from axum's `MatchedPath`, nested routers
+//! included, and a whole wrapped `Router` served by `axum::serve`.
+
+use axum::{
+    http::{Request, StatusCode},
+    routing::get,
+    Router,
+};
+use prometheus::Registry;
+use tower::{Layer, ServiceExt};
+use tower_prometheus::{
+    BuildError, MetricsExporter, RequestMetricsLayer, Route, MAX_CLIENT_IDS_LIMIT,
+};
+
+use crate::support::{get as http_get, parse, Exposition};
+
+fn scrape(registry: &Registry) -> Exposition {
+    parse(&MetricsExporter::new(registry.clone()).render().unwrap())
+}
+
+fn total(exposition: &Exposition, template: &str, code: &str) -> Option<f64> {
+    let family = format!("{}xx", &code[..1]);
+    exposition.value(
+        "ctms_requests_total",
+        &[
+            ("method", "GET"),
+            ("path_template", template),
+            ("status_code", code),
+            ("status_code_family", &family),
+        ],
+    )
+}
+
+async fn send(app: &Router, path: &str) -> StatusCode {
+    app.clone()
+        .oneshot(Request::get(path).body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap()
+        .status()
+}
+
+fn users() -> Router {
+    Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .route("/users/me", get(|| async { "me" }))
+}
+
+#[tokio::test]
+async fn nested_routes_are_recorded_under_their_full_template_without_registering_them() {
+    let registry = Registry::new();
+    let metrics = RequestMetricsLayer::builder()
+        .templates_from_matched_path()
+        .build(&registry)
+        .unwrap();
+    let app = Router::new().nest("/api/v1", users()).layer(metrics);
+    assert_eq!(send(&app, "/api/v1/users/42").await, StatusCode::OK);
+    assert_eq!(send(&app, "/api/v1/users/7").await, StatusCode::OK);
+    assert_eq!(send(&app, "/api/v1/users/me").await, StatusCode::OK);
+    let exposition = scrape(&registry);
+    assert_eq!(total(&exposition, "/api/v1/users/{id}", "200"), Some(2.0));
+    assert_eq!(total(&exposition, "/api/v1/users/me", "200"), Some(1.0));
+    // No raw path ever becomes a label value.
+    assert!(exposition
+        .series("ctms_requests_total")
+        .iter()
+        .all(|sample| { !sample.labels.values().any(|value| value.contains("42")) }));
+}
+
+#[tokio::test]
+async fn a_layer_on_the_inner_router_sees_the_full_template_too() {
+    let registry = Registry::new();
+    let metrics = RequestMetricsLayer::builder()
+        .templates_from_matched_path()
+        .build(&registry)
+        .unwrap();
+    let app = Router::new().nest("/api/v1", users().route_layer(metrics));
+    assert_eq!(send(&app, "/api/v1/users/42").await, StatusCode::OK);
+    let exposition = scrape(&registry);
+    assert_eq!(total(&exposition, "/api/v1/users/{id}", "200"), Some(1.0));
+}
+
+#[tokio::test]
+async fn a_registered_template_is_the_same_series_and_stays_pre_initialised() {
+    let registry = Registry::new();
+    let metrics = RequestMetricsLayer::builder()
+        .route(
+            Route::new("/api/v1/users/{id}")
+                .methods([axum::http::Method::GET])
+                .statuses([200, 404]),
+        )
+        .templates_from_matched_path()
+        .build(&registry)
+        .unwrap();
+    let before = scrape(&registry);
+    assert_eq!(total(&before, "/api/v1/users/{id}", "404"), Some(0.0));
+    let app = Router::new().nest("/api/v1", users()).layer(metrics);
+    send(&app, "/api/v1/users/42").await;
+    let after = scrape(&registry);
+    assert_eq!(total(&after, "/api/v1/users/{id}", "200"), Some(1.0));
+    assert_eq!(
+        after.series("ctms_requests_total").len(),
+        2,
+        "one series per code, no duplicate"
+    );
+}
+
+#[tokio::test]
+async fn a_path_no_route_matches_is_counted_as_unmatched() {
+    let registry = Registry::new();
+    let metrics = RequestMetricsLayer::builder()
+        .templates_from_matched_path()
+        .build(&registry)
+        .unwrap();
+    // The fallback carries no `MatchedPath`.
+    let app = Router::new().nest("/api/v1", users()).layer(metrics);
+    assert_eq!(send(&app, "/nothing/here").await, StatusCode::NOT_FOUND);
+    let exposition = scrape(&registry);
+    assert_eq!(
+        exposition.value("ctms_requests_unmatched_total", &[]),
+        Some(1.0)
+    );
+    assert!(exposition.series("ctms_requests_total").is_empty());
+}
+
+#[tokio::test]
+async fn past_the_cap_a_template_is_recorded_as_its_path_would_be() {
+    let registry = Registry::new();
+    let metrics = RequestMetricsLayer::builder()
+        .route(Route::new("/registered"))
+        .templates_from_matched_path()
+        .max_matched_templates(1)
+        .build(&registry)
+        .unwrap();
+    let app = Router::new()
+        .route("/registered", get(|| async { "ok" }))
+        .nest("/api/v1", users())
+        .layer(metrics);
+    send(&app, "/api/v1/users/1").await;
+    send(&app, "/api/v1/users/me").await;
+    send(&app, "/registered").await;
+    let exposition = scrape(&registry);
+    assert_eq!(total(&exposition, "/api/v1/users/{id}", "200"), Some(1.0));
+    assert_eq!(total(&exposition, "/api/v1/users/me", "200"), None);
+    assert_eq!(
+        exposition.value("ctms_requests_unmatched_total", &[]),
+        Some(1.0)
+    );
+    // Registered templates do not count against the cap.
+    assert_eq!(total(&exposition, "/registered", "200"), Some(1.0));
+}
+
+#[test]
+fn the_cap_has_a_limit_and_no_route_needs_matched_paths() {
+    let error = RequestMetricsLayer::builder()
+        .templates_from_matched_path()
+        .max_matched_templates(MAX_CLIENT_IDS_LIMIT + 1)
+        .build(&Registry::new())
+        .unwrap_err();
+    assert!(
+        matches!(error, BuildError::MaxMatchedTemplatesTooLarge { max, .. } if max == MAX_CLIENT_IDS_LIMIT + 1),
+        "{error:?}"
+    );
+    let error = RequestMetricsLayer::builder()
+        .build(&Registry::new())
+        .unwrap_err();
+    assert!(matches!(error, BuildError::NoRoutes), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_whole_wrapped_router_is_served_by_axum_serve() {
+    let registry = Registry::new();
+    let metrics = RequestMetricsLayer::builder()
+        .route(Route::new("/users/{id}"))
+        .build(&registry)
+        .unwrap();
+    let app = Router::new().route("/users/{id}", get(|| async { "user" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, metrics.layer(app).into_make_service())
+            .await
+            .unwrap();
+    });
+    let response = http_get(addr, "/users/42").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, "user");
+    let exposition = scrape(&registry);
+    assert_eq!(total(&exposition, "/users/{id}", "200"), Some(1.0));
+    server.abort();
+}
