@@ -2,6 +2,8 @@
 //! server scraping it (Debian's `prometheus` package, which `.ci/test`
 //! installs; `PROMETHEUS` and `PROMTOOL` can point at other binaries).
 
+#[cfg(feature = "axum")]
+mod axum_example;
 mod ctms_server;
 mod example;
 mod example_ops;

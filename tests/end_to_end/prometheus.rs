@@ -39,7 +39,7 @@ fn repo_path(relative: &str) -> PathBuf {
 
 /// `name` from the environment variable `var`, else from `PATH`, or a
 /// failure that says how to install it.
-fn tool(var: &str, name: &str) -> PathBuf {
+pub(crate) fn tool(var: &str, name: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(var) {
         return PathBuf::from(path);
     }
