@@ -78,6 +78,27 @@
 //! for every [known client](Builder::clients) too), so that `rate()` and
 //! alerts see the first request.
 //!
+//! ## Naming profiles
+//!
+//! [`Builder::profile`] switches every name to the OpenTelemetry HTTP
+//! server semantic conventions ([`Profile::OpenTelemetry`]), for
+//! dashboards built on them; the CTMS names stay the default.
+//! Pre-initialisation, bounds and exactness are the same in both.
+//!
+//! | CTMS | OpenTelemetry profile | notes |
+//! |---|---|---|
+//! | `ctms_requests_duration_seconds{method, path_template, status_code_family}` | `http_server_request_duration_seconds{http_request_method, http_route, http_response_status_code, error_type}` | per status code rather than per family; `error_type` is the code on 5xx (an inner error or a panic is 500) and absent otherwise; buckets [`OTEL_BUCKETS`] (0.005 to 10 s) unless set |
+//! | `ctms_requests_total{method, path_template, status_code, status_code_family}` | none | the histogram's `_count`, per status code |
+//! | `ctms_api_requests_total{client_id, method, path_template, status_code_family}` | `http_server_client_requests_total{client_id, http_request_method, http_route, http_response_status_class}` | no equivalent in the convention: kept, in its style |
+//! | `ctms_requests_unmatched_total` | `http_server_unmatched_requests_total` | no equivalent: kept |
+//! | `ctms_requests_in_flight{method, path_template}` | `http_server_active_requests{http_request_method, http_route}` | |
+//! | `ctms_response_body_bytes_total`, `ctms_request_body_bytes_total` | `http_server_response_body_bytes_total`, `http_server_request_body_bytes_total` | counters, as in CTMS (the convention's size histograms would multiply the series) |
+//! | `ctms_grpc_requests_total{grpc_code, grpc_method, grpc_service}` | `rpc_server_requests_total{rpc_grpc_status_code, rpc_method, rpc_service}` | the code as a number, as the RPC conventions give it |
+//! | `method` value `OTHER` | `_OTHER` | |
+//!
+//! The namespace is not used in the OpenTelemetry profile; a prefix and
+//! constant labels come from the registry (see [Registries](#registries)).
+//!
 //! # When a request is recorded
 //!
 //! Exactly once per request whose path matches a template, with the
@@ -200,35 +221,38 @@
 //!
 //! # Where to put the layer
 //!
-//! - **axum**: add it with `Router::layer`, which wraps every route and
-//!   the fallback, or wrap the whole router as one service, which is
-//!   cheaper. `axum::serve` takes responses with axum's own body, so map
-//!   the response back to it:
+//! - **axum** (feature `axum`): add it with `Router::layer` and
+//!   [`Builder::templates_from_matched_path`], and it takes each request's
+//!   template from axum's `MatchedPath`, nested routers' prefixes included:
+//!   no route is listed twice (`examples/axum.rs` does this). Or wrap the
+//!   whole router as one service, which is cheaper per request but sees
+//!   requests before axum routes them, so it resolves them against the
+//!   registered [`Route`]s; serve it with
+//!   [`into_make_service`](RequestMetrics::into_make_service):
 //!
 //!   ```no_run
+//!   # #[cfg(feature = "axum")]
 //!   # #[tokio::main]
 //!   # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!   use tower::Layer;
 //!   # let registry = prometheus::Registry::new();
 //!   # let metrics_layer = tower_prometheus::RequestMetricsLayer::builder()
 //!   #     .route(tower_prometheus::Route::new("/"))
 //!   #     .build(&registry)?;
 //!   # let router = axum::Router::new().route("/", axum::routing::get(|| async { "hi" }));
 //!   # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//!   let app = tower::ServiceBuilder::new()
-//!       .map_response(axum::response::IntoResponse::into_response)
-//!       .layer(metrics_layer)
-//!       .service(router);
-//!   axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service(app)).await?;
+//!   axum::serve(listener, metrics_layer.layer(router).into_make_service()).await?;
 //!   # Ok(())
 //!   # }
+//!   # #[cfg(not(feature = "axum"))]
+//!   # fn main() {}
 //!   ```
 //!
-//!   A hyper-util server takes the layer's response as it is (the
-//!   `ctms_server` example serves it so). Either way 405s and 404s are seen
-//!   too. The layer resolves templates itself and does not need axum's
-//!   `MatchedPath`, but a layer added to a router that is then nested sees
-//!   paths without the nesting prefix: add it to the outer router. See
-//!   axum's `middleware` docs for ordering.
+//!   (`axum::serve(listener, metrics_layer.layer(router))` cannot compile:
+//!   `axum::serve` takes a `Router` or a make service, and the wrapped
+//!   router answers with this crate's body.) A hyper-util server takes the
+//!   layer's response as it is (the `ctms_server` example serves it so).
+//!   Either way 405s and 404s are seen too.
 //! - **hyper**: wrap the service given to the connection builder (through
 //!   `hyper_util::service::TowerToHyperService`); `examples/hyper_server.rs`
 //!   does so with a `ServiceBuilder` stack in the recommended order.
@@ -244,7 +268,7 @@
 //! | authentication that answers 401 and inserts [`ClientId`] | **outside** it | the 401s counted, and every client's id; inside it, the 401s are never seen |
 //! | a panic catcher (tower-http's `CatchPanicLayer`) | **outside** it, with the auth layer between the two | the 500 it answers, with the client id the auth layer put on it; with the metrics layer inside the catcher, the panic is still recorded as 500, but only with a client id read from the request |
 //! | a concurrency limit or any layer whose `poll_ready` waits | either side | the time spent waiting for readiness is **not** in the histogram: the clock starts at `call`. To see queueing, put a timeout outside the limit (its 408s are counted) or watch the in-flight gauge against the limit |
-//! | axum's `Router::nest` | on the **outer** router | the full templates; a layer added to a router before it is nested sees paths without the prefix, matches nothing, and only `requests_unmatched_total` grows |
+//! | axum's `Router::nest` | anywhere, with [`Builder::templates_from_matched_path`]; else on the **outer** router | the full templates from `MatchedPath`, on the inner router too; without it, a layer added to a router before it is nested sees paths without the prefix, matches nothing, and only `requests_unmatched_total` grows |
 //!
 //! # Registries
 //!
