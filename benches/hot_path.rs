@@ -71,7 +71,7 @@ fn layer(registry: &Registry) -> RequestMetricsLayer {
             Route::new(*t)
                 .methods([Method::GET, Method::POST])
                 .statuses([200, 404])
-                .api()
+                .with_client_series()
         }))
         .clients(["test_client"])
         .client_id_from_request(|headers| headers.get(&CLIENT_HEADER)?.to_str().ok())

@@ -56,7 +56,7 @@ fn ours(routes: usize) -> Registry {
             Route::new(template(route))
                 .methods(METHODS)
                 .statuses(STATUSES)
-                .api()
+                .with_client_series()
         }))
         .clients(CLIENTS)
         .build(&registry)

@@ -111,7 +111,7 @@ impl<S, M> Layer<S> for RequestMetricsLayer<M> {
 /// let registry = Registry::new();
 /// let layer = RequestMetricsLayer::builder()
 ///     .route(Route::new("/__version__").methods([Method::GET]).statuses([200]))
-///     .route(Route::new("/ctms/{email_id}").methods([Method::GET]).statuses([200, 404]).api())
+///     .route(Route::new("/ctms/{email_id}").methods([Method::GET]).statuses([200, 404]).with_client_series())
 ///     .clients(["test_client"])
 ///     .build(&registry)?;
 ///
@@ -828,7 +828,7 @@ mod tests {
                 Route::new("/ctms/{email_id}")
                     .methods([Method::GET, Method::PATCH])
                     .statuses([200, 404])
-                    .api(),
+                    .with_client_series(),
             )
             .route(Route::new("/").methods([Method::GET]).statuses([307]))
             .clients(["c1", "c2", "c1"])
@@ -1124,7 +1124,12 @@ mod tests {
     fn listing_the_overflow_value_pre_initialises_its_series_once() {
         let registry = Registry::new();
         RequestMetricsLayer::builder()
-            .route(Route::new("/").methods([Method::GET]).statuses([200]).api())
+            .route(
+                Route::new("/")
+                    .methods([Method::GET])
+                    .statuses([200])
+                    .with_client_series(),
+            )
             .clients(["a", "__other__"])
             .max_client_ids(1)
             .build(&registry)
@@ -1254,7 +1259,7 @@ mod tests {
                 Route::new("/")
                     .methods([Method::GET])
                     .statuses([200, 404])
-                    .api(),
+                    .with_client_series(),
             )
             .clients(["known"])
             .build(&registry)

@@ -22,7 +22,7 @@ use crate::{bits::BitSet, BuildError};
 /// let route = Route::new("/ctms/{email_id}")
 ///     .methods([Method::GET, Method::PATCH, Method::PUT])
 ///     .statuses([200, 401, 404, 422])
-///     .api();
+///     .with_client_series();
 /// ```
 #[derive(Clone, Debug)]
 pub struct Route {
@@ -63,12 +63,28 @@ impl Route {
         self
     }
 
-    /// Marks this route as an API route: `api_requests_total` starts at zero
-    /// for every known client, method and status family of the route.
+    /// Pre-creates this route's `api_requests_total` series: at zero from
+    /// the start for every [known client](crate::Builder::clients), listed
+    /// method and status family of the route.
+    ///
+    /// Only the pre-creation depends on it: a request with a client id is
+    /// counted in `api_requests_total` on any route, called this or not.
     #[must_use]
-    pub fn api(mut self) -> Self {
+    pub fn with_client_series(mut self) -> Self {
         self.api = true;
         self
+    }
+
+    /// The former name of [`with_client_series`](Self::with_client_series),
+    /// which says more than it does: it marks no route as "API", it only
+    /// pre-creates series.
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `with_client_series`, which does the same"
+    )]
+    #[must_use]
+    pub fn api(self) -> Self {
+        self.with_client_series()
     }
 
     /// Marks this route as a gRPC method, `/Service/Method`, for a service
@@ -794,8 +810,18 @@ mod tests {
     }
 
     #[test]
+    #[allow(deprecated)]
+    fn api_is_the_former_name_of_with_client_series() {
+        assert!(Route::new("/a").api().api);
+        assert!(Route::new("/a").with_client_series().api);
+        assert!(!Route::new("/a").api);
+    }
+
+    #[test]
     fn a_route_keeps_its_template_as_given() {
-        let route = Route::new("/ctms/{email_id}").methods([Method::GET]).api();
+        let route = Route::new("/ctms/{email_id}")
+            .methods([Method::GET])
+            .with_client_series();
         assert_eq!(route.template(), "/ctms/{email_id}");
         assert_eq!(Route::new("").template(), "");
     }

@@ -127,7 +127,7 @@ fn steady_state_requests_allocate_nothing_beyond_the_inner_service() {
             Route::new("/ctms/{email_id}")
                 .methods([Method::GET])
                 .statuses([200])
-                .api(),
+                .with_client_series(),
         )
         .clients(["test_client"])
         .client_id_from_request(|headers| headers.get("x-client-id")?.to_str().ok())

@@ -77,7 +77,7 @@ fn ours(registry: &Registry) -> RequestMetricsLayer {
             Route::new(*template)
                 .methods([Method::GET, Method::POST])
                 .statuses([200, 404])
-                .api()
+                .with_client_series()
         }))
         .clients(["test_client"])
         .client_id_from_request(|headers| headers.get(&CLIENT_HEADER)?.to_str().ok())

@@ -102,7 +102,7 @@ fn tower_prometheus(registry: &Registry) -> RequestMetricsLayer {
             Route::new(*template)
                 .methods([Method::GET, Method::POST])
                 .statuses([200, 404])
-                .api()
+                .with_client_series()
         }))
         .clients([CLIENT])
         .client_id_from_request(|headers| headers.get(&CLIENT_HEADER_NAME)?.to_str().ok())

@@ -99,18 +99,18 @@ fn metrics_layer(
         .namespace("ctms")
         .route(get_route("/", &[307]))
         .routes(plain.map(|template| get_route(template, &[200])))
-        .route(get_route("/__crash__", &[401, 500]).api())
+        .route(get_route("/__crash__", &[401, 500]).with_client_series())
         .route(
             Route::new("/ctms")
                 .methods([Method::GET, Method::POST])
                 .statuses(api_statuses)
-                .api(),
+                .with_client_series(),
         )
         .route(
             Route::new("/ctms/{email_id}")
                 .methods([Method::GET, Method::PATCH, Method::PUT])
                 .statuses(api_statuses)
-                .api(),
+                .with_client_series(),
         )
         .clients(clients.iter().map(|(id, _)| id.clone()))
         .max_client_ids(clients.len().max(DEFAULT_MAX_CLIENT_IDS))

@@ -767,7 +767,7 @@ mod tests {
                 Route::new(template)
                     .methods([Method::PUT, Method::GET, Method::DELETE])
                     .statuses([404, 200, 503, 201])
-                    .api()
+                    .with_client_series()
             }))
             .clients(["zoe", "adam", "mia"])
             .build(&Registry::new())

@@ -116,7 +116,7 @@ fn layer(registry: &Registry) -> RequestMetricsLayer {
             Route::new("/items/{id}")
                 .methods([Method::GET])
                 .statuses([200, 404])
-                .api(),
+                .with_client_series(),
         )
         .route(Route::new("/wait"))
         .clients(["known"])
@@ -481,7 +481,12 @@ async fn control_characters_in_a_client_id_make_it_the_overflow_value() {
     // exposition otherwise.
     let registry = Registry::new();
     let layer = RequestMetricsLayer::builder()
-        .route(Route::new("/").methods([Method::GET]).statuses([200]).api())
+        .route(
+            Route::new("/")
+                .methods([Method::GET])
+                .statuses([200])
+                .with_client_series(),
+        )
         .build(&registry)
         .unwrap();
     let service = layer.layer(service_fn(|request: Request<String>| async move {

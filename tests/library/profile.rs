@@ -20,7 +20,7 @@ fn otel_layer(registry: &Registry) -> RequestMetricsLayer {
             Route::new("/items/{id}")
                 .methods([Method::GET])
                 .statuses([200, 404])
-                .api(),
+                .with_client_series(),
         )
         .clients(["alice"])
         .in_flight(true)

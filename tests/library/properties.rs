@@ -110,7 +110,7 @@ proptest! {
     ) {
         let registry = Registry::new();
         let mut builder = RequestMetricsLayer::builder()
-            .routes(templates.iter().map(|t| Route::new(t.as_str()).methods([Method::GET]).statuses([200]).api()))
+            .routes(templates.iter().map(|t| Route::new(t.as_str()).methods([Method::GET]).statuses([200]).with_client_series()))
             .clients(["a", "__other__"])
             .max_client_ids(max_clients.max(1))
             .max_client_id_len(4)
