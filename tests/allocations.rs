@@ -16,7 +16,9 @@ use std::{
 use http::{Method, Request, Response};
 use prometheus::Registry;
 use tower::{Layer, Service};
-use tower_prometheus::{ClientId, RequestMetricsLayer, Route};
+use tower_prometheus::{
+    ClientId, Profile, RequestMetricsLayer, Route, TraceId, DEFAULT_NATIVE_SCHEMA,
+};
 
 struct Counting;
 
@@ -175,4 +177,45 @@ fn unmatched_paths_allocate_nothing() {
     let bare_allocations = allocations_for(&mut bare, requests(100, "/nope", false));
     let layered_allocations = allocations_for(&mut layered, requests(100, "/nope", false));
     assert_eq!(layered_allocations, bare_allocations);
+}
+
+/// Requests like [`requests`], each with a W3C `traceparent`.
+fn traced_requests(n: usize, path: &str) -> Vec<Request<()>> {
+    (0..n)
+        .map(|_| {
+            Request::builder()
+                .method(Method::GET)
+                .uri(path)
+                .header(
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                )
+                .body(())
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn exemplars_native_histograms_and_the_otel_profile_allocate_nothing_once_warm() {
+    let path = "/ctms/6f1c2a7e-3b4d-4c5e-9f60-718293a4b5c6";
+    for profile in [Profile::Ctms, Profile::OpenTelemetry] {
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .profile(profile)
+            .route(Route::new("/ctms/{email_id}"))
+            .exemplars_from_request(TraceId::from_traceparent)
+            .native_histograms(DEFAULT_NATIVE_SCHEMA)
+            .build(&registry)
+            .unwrap();
+        let inner = Inner { client: None };
+        let mut bare = inner.clone();
+        let mut layered = layer.layer(inner);
+        // The first request of a series creates its cells, exemplar slots
+        // and native buckets.
+        allocations_for(&mut layered, traced_requests(1, path));
+        let bare_allocations = allocations_for(&mut bare, traced_requests(100, path));
+        let layered_allocations = allocations_for(&mut layered, traced_requests(100, path));
+        assert_eq!(layered_allocations, bare_allocations, "{profile:?}");
+    }
 }
