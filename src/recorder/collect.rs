@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     client_id::ClientSlot,
-    extras::{self, FamilyExtras, MetricExtras},
+    extras::{self, Exemplar, FamilyExtras, MetricExtras},
     grpc::{split_template, GrpcCode},
     labels::{CodeSet, MethodLabel, Status, StatusFamily},
     routes::{RouteId, Routes},
@@ -305,30 +305,7 @@ impl Recorder {
             ];
             // (This is the CTMS profile: the OpenTelemetry one is per code.)
             if let Some(extras) = extras.as_deref_mut() {
-                let mut metric = MetricExtras::default();
-                if tables.exemplars {
-                    metric.buckets = vec![None; counts.len()];
-                    for cells in group.cells {
-                        for (kept, exemplar) in
-                            metric.buckets.iter_mut().zip(cells.bucket_exemplars())
-                        {
-                            *kept = exemplars::latest(*kept, exemplar);
-                        }
-                    }
-                    if metric.buckets.iter().all(Option::is_none) {
-                        metric.buckets.clear();
-                    }
-                }
-                if let Some(layout) = &tables.native {
-                    native.clear();
-                    native.resize(layout.counters(), 0);
-                    for counters in group.cells.iter().filter_map(|cells| cells.native()) {
-                        for (total, count) in native.iter_mut().zip(counters) {
-                            *total += count;
-                        }
-                    }
-                    metric.native = Some(layout.histogram(&native));
-                }
+                let metric = duration_extras(tables, group.cells, counts.len(), &mut native);
                 extras.insert(&labels, metric);
             }
             metrics.push(histogram(labels, &counts, sum_ns, &tables.bounds));
@@ -377,30 +354,7 @@ impl Recorder {
                 labels.push(label(names.status_code, &code_value));
                 labels.push(label(names.route, tables.routes.template(group.route)));
                 if let Some(extras) = extras.as_deref_mut() {
-                    let mut metric = MetricExtras::default();
-                    if tables.exemplars {
-                        metric.buckets = vec![None; counts.len()];
-                        for histogram in &histograms {
-                            for (kept, exemplar) in
-                                metric.buckets.iter_mut().zip(histogram.bucket_exemplars())
-                            {
-                                *kept = exemplars::latest(*kept, exemplar);
-                            }
-                        }
-                        if metric.buckets.iter().all(Option::is_none) {
-                            metric.buckets.clear();
-                        }
-                    }
-                    if let Some(layout) = &tables.native {
-                        native.clear();
-                        native.resize(layout.counters(), 0);
-                        for counters in histograms.iter().filter_map(|h| h.native()) {
-                            for (total, count) in native.iter_mut().zip(counters) {
-                                *total += count;
-                            }
-                        }
-                        metric.native = Some(layout.histogram(&native));
-                    }
+                    let metric = duration_extras(tables, &histograms, counts.len(), &mut native);
                     extras.insert(&labels, metric);
                 }
                 metrics.push(histogram(labels, &counts, sum_ns, &tables.bounds));
@@ -514,6 +468,67 @@ fn is_listed(tables: &Tables, slot: ClientSlot) -> bool {
     } else {
         slot.index() < tables.known_clients
     }
+}
+
+/// What a duration series is summed from: a group's cells in each shard
+/// (CTMS), or one status code's histograms in each shard (OpenTelemetry).
+trait DurationPart {
+    fn bucket_exemplars(&self) -> impl Iterator<Item = Option<Exemplar>> + '_;
+    fn native(&self) -> Option<impl Iterator<Item = u64> + '_>;
+}
+
+impl DurationPart for Cells {
+    fn bucket_exemplars(&self) -> impl Iterator<Item = Option<Exemplar>> + '_ {
+        Self::bucket_exemplars(self)
+    }
+
+    fn native(&self) -> Option<impl Iterator<Item = u64> + '_> {
+        Self::native(self)
+    }
+}
+
+impl DurationPart for CodeHistogram {
+    fn bucket_exemplars(&self) -> impl Iterator<Item = Option<Exemplar>> + '_ {
+        Self::bucket_exemplars(self)
+    }
+
+    fn native(&self) -> Option<impl Iterator<Item = u64> + '_> {
+        Self::native(self)
+    }
+}
+
+/// The exemplars (the latest per bucket across the shards) and the native
+/// histogram (summed over them) of one duration series; `native` is
+/// scratch space, reused across series.
+fn duration_extras<P: DurationPart>(
+    tables: &Tables,
+    parts: &[&P],
+    buckets: usize,
+    native: &mut Vec<u64>,
+) -> MetricExtras {
+    let mut metric = MetricExtras::default();
+    if tables.exemplars {
+        metric.buckets = vec![None; buckets];
+        for part in parts {
+            for (kept, exemplar) in metric.buckets.iter_mut().zip(part.bucket_exemplars()) {
+                *kept = exemplars::latest(*kept, exemplar);
+            }
+        }
+        if metric.buckets.iter().all(Option::is_none) {
+            metric.buckets.clear();
+        }
+    }
+    if let Some(layout) = &tables.native {
+        native.clear();
+        native.resize(layout.counters(), 0);
+        for counters in parts.iter().filter_map(|part| part.native()) {
+            for (total, count) in native.iter_mut().zip(counters) {
+                *total += count;
+            }
+        }
+        metric.native = Some(layout.histogram(native));
+    }
+    metric
 }
 
 fn label(name: &str, value: &str) -> proto::LabelPair {

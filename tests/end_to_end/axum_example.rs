@@ -2,12 +2,10 @@
 //! with the nesting prefix, the bearer-token check's 401s and client, both
 //! naming profiles, and `promtool` on what each exposes.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 
 use crate::example::Process;
-use crate::prometheus::tool;
+use crate::prometheus::assert_promtool_accepts;
 use crate::support::{request, scrape, Exposition};
 
 struct Example {
@@ -22,17 +20,10 @@ async fn start(profile: Option<&str>) -> Example {
         env.push(("METRICS_PROFILE", profile));
     }
     let process = Process::spawn_example("axum", &env);
-    let lines = process
-        .wait_for_lines(2, |line| line.starts_with("listening on http://"))
-        .await;
-    let addr = |line: &str| -> SocketAddr {
-        line.trim_start_matches("listening on http://")
-            .parse()
-            .unwrap_or_else(|err| panic!("{line:?}: {err}"))
-    };
+    let [app, metrics] = process.listening().await;
     Example {
-        app: addr(&lines[0]),
-        metrics: addr(&lines[1]),
+        app,
+        metrics,
         _process: process,
     }
 }
@@ -64,29 +55,6 @@ impl Example {
             .body;
         (scrape(self.metrics, "/metrics").await, text)
     }
-}
-
-fn promtool_accepts(text: &str) {
-    let mut child = Command::new(tool("PROMTOOL", "promtool"))
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(text.as_bytes())
-        .expect("the exposition is written");
-    let output = child.wait_with_output().expect("promtool finishes");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "promtool: {report}\n{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,7 +97,7 @@ async fn ctms_names_with_the_full_nested_template_the_401s_and_the_client() {
         !text.contains("/nothing/here") && !text.contains("/users/42"),
         "{text}"
     );
-    promtool_accepts(&text);
+    assert_promtool_accepts(&text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +134,7 @@ async fn metrics_profile_otel_switches_to_the_opentelemetry_names() {
         Some(1.0)
     );
     assert!(!text.contains("ctms_"), "{text}");
-    promtool_accepts(&text);
+    assert_promtool_accepts(&text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

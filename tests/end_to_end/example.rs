@@ -165,6 +165,20 @@ impl Process {
             .unwrap_or_else(|| panic!("no address after {needle:?} in {line:?}"))
     }
 
+    /// The addresses of the `N` listeners an example announces as
+    /// `listening on http://ADDR`, in the order it announced them.
+    pub(crate) async fn listening<const N: usize>(&self) -> [SocketAddr; N] {
+        let lines = self
+            .wait_for_lines(N, |line| line.starts_with("listening on http://"))
+            .await;
+        std::array::from_fn(|index| {
+            let line = &lines[index];
+            line.trim_start_matches("listening on http://")
+                .parse()
+                .unwrap_or_else(|err| panic!("{line:?}: {err}"))
+        })
+    }
+
     /// Waits (with a deadline) until the process has exited.
     pub(crate) async fn wait_for_exit(&mut self) -> ExitStatus {
         let closed = self.stderr_closed.take().expect("waited for exit once");

@@ -28,17 +28,10 @@ async fn start() -> Example {
             ("METRICS_ADDR", "127.0.0.1:0"),
         ],
     );
-    let lines = process
-        .wait_for_lines(2, |line| line.starts_with("listening on http://"))
-        .await;
-    let addr = |line: &str| -> SocketAddr {
-        line.trim_start_matches("listening on http://")
-            .parse()
-            .unwrap_or_else(|err| panic!("{line:?}: {err}"))
-    };
+    let [grpc, metrics] = process.listening().await;
     Example {
-        grpc: addr(&lines[0]),
-        metrics: addr(&lines[1]),
+        grpc,
+        metrics,
         _process: process,
     }
 }

@@ -1,8 +1,6 @@
 //! The `hyper_server` example over loopback: a `ServiceBuilder` stack in the
 //! recommended order records what the timeout and the panic catcher answer.
 
-use std::net::SocketAddr;
-
 use crate::example::Process;
 use crate::support::{get, scrape};
 
@@ -12,15 +10,7 @@ async fn the_layers_inside_the_metrics_layer_are_recorded_with_their_answers() {
         "hyper_server",
         &[("ADDR", "127.0.0.1:0"), ("METRICS_ADDR", "127.0.0.1:0")],
     );
-    let lines = process
-        .wait_for_lines(2, |line| line.starts_with("listening on http://"))
-        .await;
-    let addr = |line: &str| -> SocketAddr {
-        line.trim_start_matches("listening on http://")
-            .parse()
-            .unwrap_or_else(|err| panic!("{line:?}: {err}"))
-    };
-    let (app, metrics) = (addr(&lines[0]), addr(&lines[1]));
+    let [app, metrics] = process.listening().await;
 
     let hello = get(app, "/hello/world").await;
     assert_eq!((hello.status, hello.body.as_str()), (200, "hello, world\n"));
