@@ -304,6 +304,13 @@ fn main() -> ExitCode {
                 .expect("valid configuration");
             run_requests(layer.layer(Bare { client: None }), &with_traceparent, n + 1)
         }
+        "matched_otel" => {
+            let layer = builder()
+                .profile(tower_prometheus::Profile::OpenTelemetry)
+                .build(&Registry::new())
+                .expect("valid configuration");
+            run_requests(layer.layer(Bare { client: None }), &matched, n + 1)
+        }
         "matched_native" => {
             let layer = builder()
                 .native_histograms(tower_prometheus::DEFAULT_NATIVE_SCHEMA)

@@ -42,6 +42,7 @@ CASES = {
     "bare_traceparent": (None, 1_000, 11_000),
     "matched_exemplar": ("bare_traceparent", 1_000, 11_000),
     "matched_native": ("bare", 1_000, 11_000),
+    "matched_otel": ("bare", 1_000, 11_000),
     "scrape_1k": (None, 2, 12),
     "scrape_10k": (None, 1, 3),
     "scrape_10k_openmetrics": (None, 1, 3),
