@@ -3,7 +3,8 @@
 //!
 //! `mod.rs` holds the service and how it answers, `format.rs` the formats
 //! and their negotiation, `render.rs` one gathered registry and its
-//! encodings, `openmetrics.rs` and `protobuf.rs` two of them, `future.rs`
+//! encodings, `text.rs`, `openmetrics.rs` and `protobuf.rs` the three,
+//! `stats.rs` the exporter's own metrics, `future.rs`
 //! the response future, `share.rs` how concurrent scrapes share one render,
 //! `body.rs` the response body, `gzip.rs` the compression.
 
@@ -18,6 +19,7 @@ pub(crate) mod protobuf;
 mod render;
 mod share;
 mod stats;
+mod text;
 
 use std::{
     convert::Infallible,

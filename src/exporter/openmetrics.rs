@@ -14,6 +14,7 @@ use crate::extras::{Exemplar, Extras, MetricExtras, TRACE_ID_LABEL};
 
 /// Appends `families` to `out` in OpenMetrics text, `# EOF` included.
 pub(super) fn encode(families: &[MetricFamily], extras: &Extras, out: &mut String) {
+    let mut bounds = Vec::new();
     for family in families {
         let name = family.name();
         let family_extras = extras.family(name);
@@ -29,12 +30,19 @@ pub(super) fn encode(families: &[MetricFamily], extras: &Extras, out: &mut Strin
             out.push_str("# HELP ");
             out.push_str(family_name);
             out.push(' ');
-            escape(family.help(), out);
+            super::text::push_escaped(out, family.help(), true);
             out.push('\n');
         }
         for metric in family.get_metric() {
             let extras = family_extras.and_then(|f| f.get(metric));
-            write_metric(family_name, family.get_field_type(), metric, extras, out);
+            write_metric(
+                family_name,
+                family.get_field_type(),
+                metric,
+                extras,
+                &mut bounds,
+                out,
+            );
         }
     }
     out.push_str("# EOF\n");
@@ -45,6 +53,7 @@ fn write_metric(
     kind: MetricType,
     metric: &Metric,
     extras: Option<&MetricExtras>,
+    bounds: &mut Vec<(u64, String)>,
     out: &mut String,
 ) {
     match kind {
@@ -88,13 +97,13 @@ fn write_metric(
         MetricType::SUMMARY => {
             let summary = metric.get_summary();
             for quantile in summary.get_quantile() {
-                let q = float(quantile.quantile());
+                let q = bound_text(bounds, quantile.quantile());
                 sample(
                     out,
                     name,
                     "",
                     metric,
-                    Some(("quantile", &q)),
+                    Some(("quantile", q)),
                     quantile.value(),
                     None,
                 );
@@ -118,7 +127,7 @@ fn write_metric(
             for (index, bucket) in buckets.iter().enumerate() {
                 let bound = bucket.upper_bound();
                 wrote_inf |= bound == f64::INFINITY;
-                let le = float(bound);
+                let le = bound_text(bounds, bound);
                 let exemplar = exemplars.get(index).and_then(Option::as_ref);
                 let count = bucket.cumulative_count() as f64;
                 sample(
@@ -126,7 +135,7 @@ fn write_metric(
                     name,
                     "_bucket",
                     metric,
-                    Some(("le", &le)),
+                    Some(("le", le)),
                     count,
                     exemplar,
                 );
@@ -181,58 +190,72 @@ fn sample(
             first = false;
             out.push_str(label);
             out.push_str("=\"");
-            escape(value, out);
+            super::text::push_escaped(out, value, true);
             out.push('"');
         }
         out.push('}');
     }
     out.push(' ');
-    out.push_str(&float(value));
+    push_float(out, value);
     if metric.timestamp_ms() != 0 {
-        let _ = write!(out, " {}", float(metric.timestamp_ms() as f64 / 1000.0));
+        out.push(' ');
+        push_float(out, metric.timestamp_ms() as f64 / 1000.0);
     }
     if let Some(exemplar) = exemplar {
-        let _ = write!(
-            out,
-            " # {{{TRACE_ID_LABEL}=\"{}\"}} {} {}",
-            exemplar.trace_id,
-            float(exemplar.value),
-            float(exemplar.timestamp)
-        );
+        let _ = write!(out, " # {{{TRACE_ID_LABEL}=\"{}\"}} ", exemplar.trace_id);
+        push_float(out, exemplar.value);
+        out.push(' ');
+        push_float(out, exemplar.timestamp);
     }
     out.push('\n');
 }
 
-/// A number as OpenMetrics writes it: `+Inf`, `-Inf`, `NaN`, integers as
-/// integers and other values in Rust's shortest round-trip form.
-fn float(value: f64) -> String {
+/// A number as OpenMetrics writes it: `+Inf`, `-Inf`, `NaN`, integers with
+/// `.0` (the canonical form of a bucket bound), others in Rust's shortest
+/// round-trip form, in exponent form when very large or small. Written in
+/// place: a scrape writes one per sample.
+fn push_float(out: &mut String, value: f64) {
     if value == f64::INFINITY {
-        "+Inf".to_owned()
+        out.push_str("+Inf");
     } else if value == f64::NEG_INFINITY {
-        "-Inf".to_owned()
+        out.push_str("-Inf");
     } else if value.is_nan() {
-        "NaN".to_owned()
+        out.push_str("NaN");
     } else if value != 0.0 && !(1e-4..1e15).contains(&value.abs()) {
         // Rust writes every digit of a very large or small number.
-        format!("{value:e}")
+        let _ = write!(out, "{value:e}");
     } else if value.fract() == 0.0 {
-        // `1.0` rather than `1`: the canonical form of a bucket bound.
-        format!("{value:.1}")
+        if value == 0.0 && value.is_sign_negative() {
+            out.push_str("-0.0");
+        } else {
+            let _ = write!(out, "{}.0", value as i64);
+        }
     } else {
-        format!("{value}")
+        let _ = write!(out, "{value}");
     }
 }
 
-/// A label value or help text with `\`, `"` and newlines escaped.
-fn escape(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+#[cfg(test)]
+fn float(value: f64) -> String {
+    let mut out = String::new();
+    push_float(&mut out, value);
+    out
+}
+
+/// `value` as [`push_float`] writes it, formatted once per family: bucket
+/// bounds repeat on every series.
+fn bound_text(bounds: &mut Vec<(u64, String)>, value: f64) -> &str {
+    let bits = value.to_bits();
+    let index = match bounds.iter().position(|(known, _)| *known == bits) {
+        Some(index) => index,
+        None => {
+            let mut text = String::new();
+            push_float(&mut text, value);
+            bounds.push((bits, text));
+            bounds.len() - 1
         }
-    }
+    };
+    &bounds[index].1
 }
 
 #[cfg(test)]

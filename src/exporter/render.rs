@@ -4,9 +4,9 @@
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use prometheus::{proto::MetricFamily, Encoder, Registry, TextEncoder};
+use prometheus::{proto::MetricFamily, Registry};
 
-use super::{openmetrics, Format};
+use super::{openmetrics, text, Format};
 use crate::extras::{self, Extras};
 
 const FORMATS: usize = Format::ALL.len();
@@ -66,11 +66,9 @@ pub(super) fn encode(
 ) -> Result<Vec<u8>, String> {
     match format {
         Format::Text => {
-            let mut buffer = Vec::with_capacity(4096);
-            TextEncoder::new()
-                .encode(families, &mut buffer)
-                .map_err(|error| error.to_string())?;
-            Ok(buffer)
+            let mut text = String::with_capacity(4096);
+            text::encode(families, &mut text);
+            Ok(text.into_bytes())
         }
         Format::OpenMetrics => {
             let mut text = String::with_capacity(4096);
