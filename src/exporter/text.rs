@@ -290,6 +290,47 @@ mod tests {
         }
     }
 
+    /// A gauge family of one series per `(label value, value)`.
+    fn gauges(series: &[(String, f64)]) -> MetricFamily {
+        let mut family = MetricFamily::default();
+        family.set_name("g".into());
+        family.set_help("h\\\n\"".into());
+        family.set_field_type(MetricType::GAUGE);
+        family.set_metric(
+            series
+                .iter()
+                .map(|(text, value)| {
+                    let mut label = prometheus::proto::LabelPair::default();
+                    label.set_name("l".into());
+                    label.set_value(text.clone());
+                    let mut gauge = prometheus::proto::Gauge::default();
+                    gauge.set_value(*value);
+                    let mut metric = prometheus::proto::Metric::from_label(vec![label]);
+                    metric.set_gauge(gauge);
+                    metric
+                })
+                .collect(),
+        );
+        family
+    }
+
+    #[test]
+    fn any_label_value_and_any_number_come_out_as_the_prometheus_crate_writes_them() {
+        use proptest::prelude::*;
+        let value = prop_oneof![
+            any::<f64>(),
+            (-1_000_000_i64..1_000_000).prop_map(|n| n as f64),
+            Just(9_007_199_254_740_992.0),
+            Just(-0.0),
+        ];
+        let series =
+            proptest::collection::vec(("(?s)[\\\\\"\\n a-zé∞]{0,6}|(?s).{0,12}", value), 1..8);
+        proptest!(ProptestConfig::with_cases(256), |(series in series)| {
+            let families = [gauges(&series)];
+            prop_assert_eq!(ours(&families), theirs(&families));
+        });
+    }
+
     #[test]
     fn an_untyped_family_is_written_as_untyped() {
         let mut family = prometheus::proto::MetricFamily::default();
