@@ -429,6 +429,11 @@
 //! - `protobuf` (default): [`MetricsExporter`] also speaks the Prometheus
 //!   protobuf format, the only one that carries native histograms, and
 //!   [`proto`] declares its messages. Adds `prost`.
+//! - `axum`: route templates from axum's `MatchedPath`
+//!   ([`Builder::templates_from_matched_path`]) and
+//!   [`RequestMetrics::into_make_service`] for `axum::serve`. Adds `axum`
+//!   (only its `matched-path` feature) and `tower`'s `util`, both already in
+//!   an axum app's tree.
 //!
 //! # Minimum supported Rust version
 //!
