@@ -5,11 +5,11 @@
 
 use std::{
     convert::Infallible,
-    future::{ready, Future, Ready},
+    future::Future,
     hint::black_box,
     pin::pin,
     sync::Arc,
-    task::{Context, Poll, Wake, Waker},
+    task::{Context, Poll, Waker},
     thread,
     time::{Duration, Instant},
 };
@@ -17,66 +17,18 @@ use std::{
 use criterion::{
     criterion_group, criterion_main, measurement::WallTime, BatchSize, BenchmarkGroup, Criterion,
 };
-use http::{HeaderName, Method, Request, Response};
+use http::Request;
 use prometheus::Registry;
 use tower::{Layer, Service};
-use tower_prometheus::{ClientId, RequestMetricsLayer, Route};
+use tower_prometheus::{ClientId, RequestMetricsLayer};
 
-const TEMPLATES: &[&str] = &[
-    "/",
-    "/docs",
-    "/__version__",
-    "/__heartbeat__",
-    "/__lbheartbeat__",
-    "/__crash__",
-    "/metrics",
-    "/ctms",
-    "/ctms/{email_id}",
-    "/stripe/customer",
-    "/stripe/subscription",
-    "/updates/{kind}",
-];
-static CLIENT_HEADER: HeaderName = HeaderName::from_static("x-client-id");
-const MATCHED: &str = "/ctms/6f1c2a7e-3b4d-4c5e-9f60-718293a4b5c6";
-const UNMATCHED: &str = "/nothing/here";
+#[path = "workload/mod.rs"]
+mod workload;
 
-/// The service under the layer: answers at once, optionally with a client
-/// id in the response extensions.
-#[derive(Clone)]
-struct Bare {
-    client: Option<ClientId>,
-}
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        let mut response = Response::new(String::new());
-        if let Some(client) = &self.client {
-            response.extensions_mut().insert(client.clone());
-        }
-        ready(Ok(response))
-    }
-}
+use workload::{builder, Bare, NoWake, MATCHED, TEMPLATES, UNMATCHED};
 
 fn layer(registry: &Registry) -> RequestMetricsLayer {
-    RequestMetricsLayer::builder()
-        .routes(TEMPLATES.iter().map(|t| {
-            Route::new(*t)
-                .methods([Method::GET, Method::POST])
-                .statuses([200, 404])
-                .with_client_series()
-        }))
-        .clients(["test_client"])
-        .client_id_from_request(|headers| headers.get(&CLIENT_HEADER)?.to_str().ok())
-        .build(registry)
-        .expect("valid configuration")
+    builder().build(registry).expect("valid configuration")
 }
 
 fn request(path: &str, client_header: bool) -> Request<()> {
@@ -106,13 +58,6 @@ where
             }
         }
     })
-}
-
-/// The inner service is always ready, so nothing ever needs waking.
-struct NoWake;
-
-impl Wake for NoWake {
-    fn wake(self: Arc<Self>) {}
 }
 
 fn per_request(c: &mut Criterion) {

@@ -10,81 +10,26 @@
 
 use std::{
     convert::Infallible,
-    future::{ready, Future, Ready},
+    future::Future,
     hint::black_box,
     pin::pin,
     process::ExitCode,
     sync::Arc,
-    task::{Context, Poll, Wake, Waker},
+    task::{Context, Poll, Waker},
 };
 
-use http::{HeaderName, Method, Request, Response};
+use http::{Method, Request};
 use prometheus::Registry;
 use tower::{Layer, Service};
 use tower_prometheus::{ClientId, Format, MetricsExporter, RequestMetricsLayer, Route};
 
-const TEMPLATES: &[&str] = &[
-    "/",
-    "/docs",
-    "/__version__",
-    "/__heartbeat__",
-    "/__lbheartbeat__",
-    "/__crash__",
-    "/metrics",
-    "/ctms",
-    "/ctms/{email_id}",
-    "/stripe/customer",
-    "/stripe/subscription",
-    "/updates/{kind}",
-];
-static CLIENT_HEADER: HeaderName = HeaderName::from_static("x-client-id");
-const MATCHED: &str = "/ctms/6f1c2a7e-3b4d-4c5e-9f60-718293a4b5c6";
-const UNMATCHED: &str = "/nothing/here";
+#[path = "workload/mod.rs"]
+mod workload;
 
-/// Answers at once, with the client id in the response when set.
-#[derive(Clone)]
-struct Bare {
-    client: Option<ClientId>,
-}
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        let mut response = Response::new(String::new());
-        if let Some(client) = &self.client {
-            response.extensions_mut().insert(client.clone());
-        }
-        ready(Ok(response))
-    }
-}
-
-struct NoWake;
-
-impl Wake for NoWake {
-    fn wake(self: Arc<Self>) {}
-}
+use workload::{builder, Bare, NoWake, CLIENT_HEADER, MATCHED, TEMPLATES, UNMATCHED};
 
 fn layer(registry: &Registry) -> RequestMetricsLayer {
     builder().build(registry).expect("valid configuration")
-}
-
-fn builder() -> tower_prometheus::Builder {
-    RequestMetricsLayer::builder()
-        .routes(TEMPLATES.iter().map(|t| {
-            Route::new(*t)
-                .methods([Method::GET, Method::POST])
-                .statuses([200, 404])
-                .with_client_series()
-        }))
-        .clients(["test_client"])
-        .client_id_from_request(|headers| headers.get(&CLIENT_HEADER)?.to_str().ok())
 }
 
 /// Serves `n` requests like `template` through `service`. The script counts

@@ -11,65 +11,27 @@
 
 use std::{
     convert::Infallible,
-    future::{ready, Future, Ready},
+    future::Future,
     hint::black_box,
     pin::pin,
     process::ExitCode,
     sync::Arc,
-    task::{Context, Poll, Wake, Waker},
+    task::{Context, Poll, Waker},
     thread,
     time::{Duration, Instant},
 };
 
+use bench_peers::workload::{Bare, NoWake, MATCHED, TEMPLATES, UNMATCHED};
 use bench_peers::FlatTableLayer;
-use http::{HeaderName, Method, Request, Response};
+use http::{HeaderName, Method, Request};
 use prometheus::Registry;
 use tower::{Layer, Service};
 use tower_prometheus::{RequestMetricsLayer, Route};
 
-const TEMPLATES: [&str; 12] = [
-    "/",
-    "/docs",
-    "/__version__",
-    "/__heartbeat__",
-    "/__lbheartbeat__",
-    "/__crash__",
-    "/metrics",
-    "/ctms",
-    "/ctms/{email_id}",
-    "/stripe/customer",
-    "/stripe/subscription",
-    "/updates/{kind}",
-];
-const MATCHED: &str = "/ctms/6f1c2a7e-3b4d-4c5e-9f60-718293a4b5c6";
-const UNMATCHED: &str = "/nothing/here";
 static CLIENT_HEADER: HeaderName = HeaderName::from_static("x-client-id");
 
 /// Requests per timing.
 const REQUESTS: u64 = 50_000;
-
-#[derive(Clone, Copy)]
-struct Bare;
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(String::new())))
-    }
-}
-
-struct NoWake;
-
-impl Wake for NoWake {
-    fn wake(self: Arc<Self>) {}
-}
 
 fn ours(registry: &Registry) -> RequestMetricsLayer {
     RequestMetricsLayer::builder()
@@ -160,10 +122,7 @@ fn main() -> ExitCode {
         let n = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(0);
         return count(&args[1], &args[2], n);
     }
-    let rounds: usize = args
-        .iter()
-        .find_map(|arg| arg.parse().ok())
-        .unwrap_or(30);
+    let rounds: usize = args.iter().find_map(|arg| arg.parse().ok()).unwrap_or(30);
 
     let registry = Registry::new();
     let ours = ours(&Registry::new());
@@ -215,9 +174,7 @@ fn main() -> ExitCode {
 
     // Two threads on one route against one, interleaved the same way.
     let threads_time = |threads: usize, layered: bool| {
-        let services: Vec<_> = (0..threads)
-            .map(|_| ours.layer(Bare))
-            .collect::<Vec<_>>();
+        let services: Vec<_> = (0..threads).map(|_| ours.layer(Bare)).collect::<Vec<_>>();
         let start = Instant::now();
         thread::scope(|scope| {
             for mut service in services {

@@ -15,11 +15,11 @@
 
 use std::{
     convert::Infallible,
-    future::{poll_fn, ready, Future, Ready},
+    future::{poll_fn, Future},
     hint::black_box,
     pin::{pin, Pin},
     sync::Arc,
-    task::{Context, Poll, Wake, Waker},
+    task::{Context, Poll, Waker},
     thread,
     time::{Duration, Instant},
 };
@@ -31,6 +31,7 @@ use axum::{
     Router,
 };
 use axum_prometheus::{metrics_exporter_prometheus::PrometheusHandle, PrometheusMetricLayer};
+use bench_peers::workload::{Bare, NoWake, MATCHED, TEMPLATES, UNMATCHED};
 use bench_peers::{CachedHandlesLayer, FlatTableLayer, NaiveLayer};
 use criterion::{
     criterion_group, criterion_main, measurement::WallTime, BatchSize, BenchmarkGroup, BenchmarkId,
@@ -41,22 +42,6 @@ use prometheus::{Registry, TextEncoder};
 use tower::{layer::util::Identity, Layer, Service};
 use tower_prometheus::{RequestMetricsLayer, Route};
 
-const TEMPLATES: [&str; 12] = [
-    "/",
-    "/docs",
-    "/__version__",
-    "/__heartbeat__",
-    "/__lbheartbeat__",
-    "/__crash__",
-    "/metrics",
-    "/ctms",
-    "/ctms/{email_id}",
-    "/stripe/customer",
-    "/stripe/subscription",
-    "/updates/{kind}",
-];
-const MATCHED: &str = "/ctms/6f1c2a7e-3b4d-4c5e-9f60-718293a4b5c6";
-const UNMATCHED: &str = "/nothing/here";
 const CLIENT_HEADER: &str = "x-client-id";
 /// Parsed once, as the crate's docs advise and as the hand-written layers do.
 static CLIENT_HEADER_NAME: HeaderName = HeaderName::from_static(CLIENT_HEADER);
@@ -77,24 +62,6 @@ const CASES: [(&str, &str, bool); 3] = [
     ("matched_no_client", MATCHED, false),
     ("unmatched", UNMATCHED, false),
 ];
-
-/// The service under the layers: answers 200 at once.
-#[derive(Clone, Copy)]
-struct Bare;
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(String::new())))
-    }
-}
 
 fn tower_prometheus(registry: &Registry) -> RequestMetricsLayer {
     RequestMetricsLayer::builder()
@@ -140,13 +107,6 @@ fn copy<B>(template: &Request<()>, body: B) -> Request<B> {
     *request.uri_mut() = template.uri().clone();
     *request.headers_mut() = template.headers().clone();
     request
-}
-
-/// Nothing here ever waits, so nothing needs waking.
-struct NoWake;
-
-impl Wake for NoWake {
-    fn wake(self: Arc<Self>) {}
 }
 
 thread_local! {

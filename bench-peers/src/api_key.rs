@@ -75,4 +75,3 @@ impl PartialEq for ApiKey {
 }
 
 impl Eq for ApiKey {}
-

@@ -57,10 +57,12 @@ impl Shared {
             let template = self.templates[route].as_str();
             let family = ctms::family_label(status);
             Series {
-                requests: self
-                    .families
-                    .requests
-                    .with_label_values(&[method, template, status.as_str(), family]),
+                requests: self.families.requests.with_label_values(&[
+                    method,
+                    template,
+                    status.as_str(),
+                    family,
+                ]),
                 duration: self
                     .families
                     .duration

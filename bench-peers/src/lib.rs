@@ -26,6 +26,7 @@ mod ctms;
 mod flat_table;
 mod layer;
 mod naive;
+pub mod workload;
 
 pub use cached_handles::CachedHandles;
 pub use ctms::Families;
