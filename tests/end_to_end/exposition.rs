@@ -92,7 +92,7 @@ async fn the_format_follows_accept_and_q_values() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_format_is_gzipped_when_accepted_and_says_the_same() {
+async fn every_format_is_gzipped_when_accepted_with_its_own_content_type() {
     let server = traced_server(&[]).await;
     for accept in [TEXT, PROMETHEUS_ACCEPT, NATIVE_ACCEPT] {
         let plain = scrape_with(server.addr, &[("Accept", accept)]).await;
@@ -189,7 +189,7 @@ for family in families:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn protobuf_decodes_to_what_the_text_says_with_native_histograms_on_request() {
+async fn protobuf_carries_classic_and_native_buckets_and_the_exemplar_when_asked() {
     let server = traced_server(&[("CTMS_NATIVE_HISTOGRAMS", "true")]).await;
     let families = decode(
         &scrape_with(server.addr, &[("Accept", NATIVE_ACCEPT)])
