@@ -323,28 +323,60 @@ impl fmt::Debug for ClientTable {
 /// short, so this is a couple of multiplications where a byte-wise hash
 /// takes one per byte. Collisions only cost probes, which the windows
 /// bound.
+///
+/// A partial last word is read as a whole overlapping word and shifted,
+/// rather than copied into a zeroed one: a copy of a length known only at
+/// run time is a call to `memcpy`, which costs more than the rest of the
+/// hash. Either way the word holds the tail's bytes, zero-padded.
 fn hash(seed: u64, bytes: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut hash = (seed ^ bytes.len() as u64).wrapping_mul(K);
+    let mix = |hash: u64, word: u64| (hash ^ word).wrapping_mul(K).rotate_left(29);
+    let len = bytes.len();
+    let mut hash = (seed ^ len as u64).wrapping_mul(K);
+    let tail = len % 8;
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
-        let mut word = [0_u8; 8];
-        word.copy_from_slice(chunk);
-        hash = (hash ^ u64::from_le_bytes(word))
-            .wrapping_mul(K)
-            .rotate_left(29);
+        hash = mix(hash, word_at(chunk));
     }
-    let tail = chunks.remainder();
-    if !tail.is_empty() {
-        let mut word = [0_u8; 8];
-        word[..tail.len()].copy_from_slice(tail);
-        hash = (hash ^ u64::from_le_bytes(word))
-            .wrapping_mul(K)
-            .rotate_left(29);
+    let word = if tail == 0 {
+        None
+    } else if len >= 8 {
+        // The last eight bytes, less those of the previous word.
+        Some(word_at(&bytes[len - 8..]) >> (8 * (8 - tail)))
+    } else if len >= 4 {
+        // Two four-byte halves, overlapping when `len` < 8.
+        let high = u64::from(half_word_at(&bytes[len - 4..])) >> (8 * (8 - len));
+        Some(u64::from(half_word_at(bytes)) | high << 32)
+    } else {
+        Some(
+            bytes
+                .iter()
+                .rev()
+                .fold(0, |word, &byte| word << 8 | u64::from(byte)),
+        )
+    };
+    if let Some(word) = word {
+        hash = mix(hash, word);
     }
     // Fold the high bits, which the multiplications mix best, into the low
     // bits the table index uses.
     hash ^ (hash >> 32)
+}
+
+/// The first eight bytes of `bytes` (which has at least eight).
+#[inline]
+fn word_at(bytes: &[u8]) -> u64 {
+    let mut word = [0_u8; 8];
+    word.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(word)
+}
+
+/// The first four bytes of `bytes` (which has at least four).
+#[inline]
+fn half_word_at(bytes: &[u8]) -> u32 {
+    let mut word = [0_u8; 4];
+    word.copy_from_slice(&bytes[..4]);
+    u32::from_le_bytes(word)
 }
 
 #[cfg(test)]
@@ -363,6 +395,46 @@ mod tests {
             assert!(entries.len() >= 70, "{prefix:?}: {} entries", entries.len());
         }
         assert_ne!(hash(7, b"ab"), hash(7, b"ab\0"), "the length is hashed");
+    }
+
+    #[test]
+    fn a_partial_last_word_is_read_as_its_bytes_zero_padded() {
+        // What the overlapping reads must amount to, for every tail length.
+        fn padded(seed: u64, bytes: &[u8]) -> u64 {
+            const K: u64 = 0x9e37_79b9_7f4a_7c15;
+            let mut hash = (seed ^ bytes.len() as u64).wrapping_mul(K);
+            for chunk in bytes.chunks(8) {
+                let mut word = [0_u8; 8];
+                word[..chunk.len()].copy_from_slice(chunk);
+                hash = (hash ^ u64::from_le_bytes(word))
+                    .wrapping_mul(K)
+                    .rotate_left(29);
+            }
+            hash ^ (hash >> 32)
+        }
+        for len in 0..=24 {
+            let id: Vec<u8> = (0..len).map(|i| 0xa0 + i as u8).collect();
+            assert_eq!(hash(7, &id), padded(7, &id), "length {len}");
+        }
+    }
+
+    #[test]
+    fn every_byte_of_an_id_of_any_length_moves_its_hash() {
+        // Every length up to three words, so that each way of reading a
+        // partial word is covered; a byte the overlapping reads skipped
+        // would leave two ids one hash.
+        for len in 1..=24 {
+            let id: Vec<u8> = (0..len).map(|i| b'a' + i as u8).collect();
+            for position in 0..len {
+                let mut other = id.clone();
+                other[position] ^= 0x20;
+                assert_ne!(
+                    hash(7, &id),
+                    hash(7, &other),
+                    "length {len}: byte {position} is not hashed"
+                );
+            }
+        }
     }
 
     #[test]

@@ -160,6 +160,7 @@ impl Guard {
 }
 
 impl Drop for Guard {
+    #[inline]
     fn drop(&mut self) {
         // Nothing in here may panic: this can run during an unwind, where a
         // second panic aborts the process. Recording only does atomic adds

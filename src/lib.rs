@@ -327,7 +327,7 @@
 //! |---|---|
 //! | each registered route, idle | matchit's tree for the template, plus at most 128 of the layer's own |
 //! | each route that has served a request | about 1,700 |
-//! | each (route, method, status family) group that has served a request | `16 × S` |
+//! | each (route, method, status family) group that has served a request | `16 × S`, and `16 × S` more once a thread that owns no shard records in it |
 //! | each shard that has recorded in a group | about 900, plus `8 × (B + 1)` |
 //! | each client id | about twice its length, plus 64 |
 //! | each client counted in a group and shard | 8 (allocated in doubling segments) |
@@ -395,15 +395,19 @@
 //!
 //! Everything that can be decided once is decided at build time. Per
 //! request, the layer does one matchit lookup, a method index, two clock
-//! reads and three or four uncontended atomic adds on cells found by index:
-//! no hashing of label values, no allocation once a series exists, no lock.
+//! reads and three or four adds on cells found by index: no hashing of
+//! label values, no allocation once a series exists, no lock.
 //! (A client id read from the request that has no slot yet is copied until
 //! it is recorded: once per new id.) A request whose body is watched (the
 //! body-end recording point, a gRPC call, the in-flight gauge or the byte
 //! count) allocates one small tracker for its body; with none of these, the
 //! body wrapper holds nothing and only delegates.
 //! Each thread writes its own shard of cells, so cores do not contend; a
-//! scrape sums the shards and is exact at the moment it runs. Paths that
+//! scrape sums the shards and is exact at the moment it runs. A thread
+//! owns its shard outright (one of the first [`shards`](Builder::shards)
+//! threads to record, process-wide, that are still running) and adds to it
+//! with plain loads and stores, no locked instruction; threads beyond that
+//! share a second set of shards with atomic adds. Paths that
 //! are not recorded cost only a bit test on their first byte (or, when
 //! that byte starts some template, the lookup).
 //!

@@ -123,7 +123,7 @@ fn an_idle_layer_with_many_routes_and_shards_is_small() {
         let future = service.call(Request::get(path).body(()).unwrap());
         poll_ready_now(future).unwrap();
     };
-    request("/route1/a"); // warms the thread's shard seed
+    request("/route1/a"); // takes the thread's shard lease
     let start = live();
     request("/route2/a");
     let first = live() - start;

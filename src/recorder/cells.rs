@@ -21,6 +21,7 @@ use std::sync::{
 
 use super::{
     exemplars::{ExemplarSlot, Exemplars},
+    lease,
     native::NativeLayout,
 };
 use crate::{
@@ -259,7 +260,8 @@ impl Cells {
     }
 
     /// Adds one request. `bucket` is the index of its bucket, `client` its
-    /// slot among `slots`.
+    /// slot among `slots`; `owned` says that these cells are in the shard
+    /// the current thread holds the lease of.
     #[inline]
     pub(super) fn add(
         &self,
@@ -267,6 +269,7 @@ impl Cells {
         bucket: usize,
         elapsed_ns: u64,
         client: Option<(ClientSlot, usize)>,
+        owned: bool,
     ) {
         let code = status.index_in_family();
         if let Some(count) = self.codes.get(code) {
@@ -277,16 +280,16 @@ impl Cells {
             if word.load(Ordering::Relaxed) & bit == 0 {
                 word.fetch_or(bit, Ordering::Relaxed);
             }
-            count.fetch_add(1, Ordering::Relaxed);
+            lease::add(count, 1, owned);
         }
         if let Some(count) = self.buckets.get(bucket) {
-            count.fetch_add(1, Ordering::Relaxed);
+            lease::add(count, 1, owned);
         }
-        self.sum_ns.fetch_add(elapsed_ns, Ordering::Relaxed);
+        lease::add(&self.sum_ns, elapsed_ns, owned);
         if let Some((slot, slots)) = client {
             let counters = self.clients.get_or_init(|| Box::new(Segmented::new(slots)));
             if let Some(count) = counters.get_or_alloc(slot.index()) {
-                count.fetch_add(1, Ordering::Relaxed);
+                lease::add(count, 1, owned);
             }
         }
     }
@@ -325,19 +328,32 @@ impl Cells {
     }
 }
 
-/// One (route, method, family) group: a pointer per shard.
+/// A pointer per shard, to cells created on the shard's first request.
+type ShardCells = Box<[OnceLock<Box<Cells>>]>;
+
+/// One (route, method, family) group: a pointer per owned shard, and the
+/// shared shards' pointers, created when a thread without an owned shard
+/// first records in the group (never, while no more threads record than
+/// there are owned shards).
 pub(super) struct Group {
-    shards: Box<[OnceLock<Box<Cells>>]>,
+    owned: ShardCells,
+    shared: OnceLock<ShardCells>,
 }
 
 impl Group {
     /// The cells of the shards that have recorded in this group.
     pub(super) fn cells(&self) -> impl Iterator<Item = &Cells> + '_ {
-        self.shards
+        let shared = self.shared.get().map_or(&[][..], |shared| &shared[..]);
+        self.owned
             .iter()
+            .chain(shared)
             .filter_map(|cells| cells.get())
             .map(|c| &**c)
     }
+}
+
+fn shard_cells(shards: usize) -> ShardCells {
+    (0..shards).map(|_| OnceLock::new()).collect()
 }
 
 /// What is kept per (route, method) rather than per group and shard:
@@ -371,17 +387,19 @@ impl RouteGroups {
 /// Every route's groups.
 pub(super) struct Directory {
     routes: Box<[OnceLock<Box<RouteGroups>>]>,
-    shards: usize,
+    /// Owned shards, `0..owned`; as many shared ones follow.
+    owned: usize,
     buckets: usize,
 }
 
 impl Directory {
-    /// A directory for `routes` route ids, `shards` shards and `buckets`
-    /// finite bucket bounds; nothing but the route pointers is allocated.
-    pub(super) fn new(routes: usize, shards: usize, buckets: usize) -> Self {
+    /// A directory for `routes` route ids, `owned` owned shards (and as
+    /// many shared) and `buckets` finite bucket bounds; nothing but the
+    /// route pointers is allocated.
+    pub(super) fn new(routes: usize, owned: usize, buckets: usize) -> Self {
         Self {
             routes: (0..routes).map(|_| OnceLock::new()).collect(),
-            shards,
+            owned,
             buckets,
         }
     }
@@ -458,11 +476,29 @@ impl Directory {
             .get(group_offset(method, family))?
             .get_or_init(|| {
                 Box::new(Group {
-                    shards: (0..self.shards).map(|_| OnceLock::new()).collect(),
+                    owned: shard_cells(self.owned),
+                    shared: OnceLock::new(),
                 })
             });
-        let cells = group.shards.get(shard)?;
+        let cells = match shard.checked_sub(self.owned) {
+            None => group.owned.get(shard)?,
+            Some(shared) => group
+                .shared
+                .get_or_init(|| shard_cells(self.owned))
+                .get(shared)?,
+        };
         Some(cells.get_or_init(|| Box::new(Cells::new(self.buckets))))
+    }
+
+    /// How many groups have their shared shards' pointers allocated.
+    #[cfg(test)]
+    pub(super) fn groups_with_shared_shards(&self) -> usize {
+        self.routes
+            .iter()
+            .filter_map(OnceLock::get)
+            .flat_map(|groups| groups.groups.iter().filter_map(OnceLock::get))
+            .filter(|group| group.shared.get().is_some())
+            .count()
     }
 
     /// Bytes allocated for the directory and the cells so far, not
@@ -474,7 +510,8 @@ impl Directory {
         for groups in self.routes.iter().filter_map(OnceLock::get) {
             bytes += size_of::<RouteGroups>();
             for group in groups.groups.iter().filter_map(OnceLock::get) {
-                bytes += self.shards * size_of::<OnceLock<Box<Cells>>>();
+                let pointers = if group.shared.get().is_some() { 2 } else { 1 } * self.owned;
+                bytes += pointers * size_of::<OnceLock<Box<Cells>>>();
                 bytes += group.cells().count()
                     * (size_of::<Cells>() + (self.buckets + 1) * size_of::<AtomicU64>());
             }

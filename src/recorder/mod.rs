@@ -1,10 +1,14 @@
 //! Where the counts live: written per request ([`cells`]), read per scrape
 //! ([`collect`]), registered in a [`Registry`] ([`collector`]).
 //!
-//! Each thread writes to one shard (picked once per thread), and each shard
-//! keeps its own cells, so two cores recording the same route never write
-//! the same cache line. A scrape sums the shards: it reports exactly what
-//! the cells hold when it runs, with no flush and no lag.
+//! Each thread writes to one shard, and each shard keeps its own cells, so
+//! two cores recording the same route never write the same cache line. A
+//! layer has twice the shards it is configured with: the first half are
+//! owned, each by the one live thread holding the [`lease`] of its index,
+//! which adds to them without locked instructions; the second half are
+//! shared, with locked adds, by the threads that hold no lease below the
+//! configured count. A scrape sums the shards: it reports exactly what the
+//! cells hold when it runs, with no flush and no lag.
 //!
 //! A request is recorded through a [`Pending`], which [`Recorder::start`]
 //! hands out when the request arrives and [`Pending::finish`] consumes.
@@ -13,14 +17,14 @@ mod cells;
 mod collect;
 mod collector;
 mod exemplars;
+mod lease;
 mod native;
 
 use std::{
-    cell::Cell,
     fmt,
     num::NonZeroU32,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, Ordering},
         Arc,
     },
 };
@@ -146,6 +150,35 @@ pub(crate) struct Tables {
     profile: Profile,
     /// Whether durations are kept per status code (OpenTelemetry).
     per_code: bool,
+    /// The owned shards, `0..owned_shards`; as many shared ones follow.
+    /// A power of two.
+    owned_shards: usize,
+}
+
+impl Tables {
+    /// The shard the current thread writes to, and whether it owns it.
+    #[inline]
+    fn place(&self) -> (usize, bool) {
+        let lease = lease::held();
+        if lease < self.owned_shards {
+            return (lease, true);
+        }
+        self.place_unowned()
+    }
+
+    /// [`place`](Self::place) for a thread that has not asked for a lease
+    /// yet, or holds none below the owned shards here: those write a
+    /// shared shard, spread by lease (`NONE` lands on the last). Out of
+    /// line, to keep the owners' path short.
+    #[inline(never)]
+    fn place_unowned(&self) -> (usize, bool) {
+        let lease = lease::current();
+        if lease < self.owned_shards {
+            (lease, true)
+        } else {
+            (self.owned_shards + (lease & (self.owned_shards - 1)), false)
+        }
+    }
 }
 
 impl fmt::Debug for Tables {
@@ -215,10 +248,12 @@ impl Recorder {
             native_schema,
             profile,
         } = config;
-        let shards = shards.max(1).next_power_of_two();
+        let owned_shards = shards.max(1).next_power_of_two();
+        let shards = 2 * owned_shards;
         let order = collect::Order::new(&routes, profile);
         let tables = Arc::new(Tables {
-            directory: Directory::new(routes.len(), shards, bounds.len()),
+            owned_shards,
+            directory: Directory::new(routes.len(), owned_shards, bounds.len()),
             clock: Clock::new(),
             exemplars,
             native: native_schema.map(NativeLayout::new),
@@ -289,11 +324,11 @@ impl Recorder {
         collector::register(self, registry)
     }
 
-    /// The shard the current thread writes to.
+    /// The shard the current thread writes to, and whether it owns it.
     #[inline]
-    fn shard(&self) -> &Arc<Shard> {
-        let index = thread_shard_seed() & (self.shards.len() - 1);
-        &self.shards[index]
+    fn shard(&self) -> (&Arc<Shard>, bool) {
+        let (index, owned) = self.tables.place();
+        (&self.shards[index], owned)
     }
 
     /// Starts recording a request that has just arrived: `None` for a path
@@ -302,12 +337,12 @@ impl Recorder {
     /// body ends, if the configuration counts anything then.
     #[inline]
     pub(crate) fn start(&self, path: &str, method: &Method) -> Option<(Pending, Option<Tally>)> {
-        let shard = self.shard();
+        let (shard, owned) = self.shard();
         let tables = &*self.tables;
         let route = match tables.routes.lookup(path) {
             Some(route) => route,
             None => {
-                shard.unmatched.fetch_add(1, Ordering::Relaxed);
+                lease::add(&shard.unmatched, 1, owned);
                 tables.routes.unmatched()?
             }
         };
@@ -326,7 +361,7 @@ impl Recorder {
         method: &Method,
     ) -> Option<(Pending, Option<Tally>)> {
         match self.tables.routes.resolve_template(template) {
-            Some(route) => Some(self.start_route(self.shard(), route, method)),
+            Some(route) => Some(self.start_route(self.shard().0, route, method)),
             None => self.start(path, method),
         }
     }
@@ -497,10 +532,12 @@ impl Pending {
                 (None, slot) => slot.map(ClientSlot::from_compact),
             },
         };
-        let Some(cells) =
-            tables
-                .directory
-                .cells(self.route, self.method, status.family(), self.shard.index)
+        // The shard of the thread recording, which need not be the one
+        // the request started on.
+        let (shard, owned) = tables.place();
+        let Some(cells) = tables
+            .directory
+            .cells(self.route, self.method, status.family(), shard)
         else {
             return;
         };
@@ -510,7 +547,13 @@ impl Pending {
             .position(|&bound| elapsed_ns <= bound)
             .unwrap_or(bounds.len());
         let slots = tables.clients.slots();
-        cells.add(status, bucket, elapsed_ns, client.map(|slot| (slot, slots)));
+        cells.add(
+            status,
+            bucket,
+            elapsed_ns,
+            client.map(|slot| (slot, slots)),
+            owned,
+        );
         if let Some(code) = grpc {
             cells.add_grpc(code);
         }
@@ -690,24 +733,6 @@ fn unix_seconds() -> f64 {
         .map_or(0.0, |since| since.as_secs_f64())
 }
 
-/// A number fixed per thread, spreading threads over the shards.
-#[inline]
-fn thread_shard_seed() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SEED: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    SEED.with(|seed| {
-        let value = seed.get();
-        if value != usize::MAX {
-            return value;
-        }
-        let value = NEXT.fetch_add(1, Ordering::Relaxed) & (usize::MAX >> 1);
-        seed.set(value);
-        value
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use http::{Method, StatusCode};
@@ -741,7 +766,7 @@ mod tests {
                 .position(|&bound| elapsed_ns <= bound)
                 .unwrap_or(tables.bounds_ns.len());
             let client = client.map(|id| (tables.clients.slot(id), tables.clients.slots()));
-            cells.add(status, bucket, elapsed_ns, client);
+            cells.add(status, bucket, elapsed_ns, client, false);
         }
     }
 
@@ -813,7 +838,7 @@ mod tests {
                 .directory
                 .cells(route, MethodLabel::of(&Method::GET), status.family(), shard)
                 .unwrap();
-            cells.add(status, 0, 1_000, None);
+            cells.add(status, 0, 1_000, None, false);
             let exemplar = Exemplar {
                 trace_id: TraceId::from_bytes([byte; 16]).unwrap(),
                 value: 1e-6,
@@ -921,5 +946,35 @@ mod tests {
             layer.recorder().collect(Family::Total).get_metric().len(),
             2
         );
+    }
+
+    #[test]
+    fn a_threads_first_request_goes_to_the_shard_it_owns() {
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/a"))
+            .shards(4)
+            .build(&Registry::new())
+            .unwrap();
+        let recorder = layer.recorder().clone();
+        // A fresh thread, which has not asked for a lease yet.
+        std::thread::spawn(move || {
+            for _ in 0..3 {
+                let (pending, _) = recorder.start("/a", &Method::GET).unwrap();
+                pending.finish(Status::new(200).unwrap(), None);
+            }
+            assert_eq!(
+                recorder.tables().directory.groups_with_shared_shards(),
+                0,
+                "the first request of a thread that owns a shard went to a shared one"
+            );
+            assert_eq!(
+                recorder.collect(Family::Total).get_metric()[0]
+                    .get_counter()
+                    .get_value(),
+                3.0
+            );
+        })
+        .join()
+        .unwrap();
     }
 }

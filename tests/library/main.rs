@@ -11,3 +11,4 @@ mod profile;
 mod properties;
 #[path = "../support/mod.rs"]
 mod support;
+mod threads;

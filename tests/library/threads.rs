@@ -1,0 +1,214 @@
+//! Counts stay exact whatever the threads do: more threads than owned
+//! shards, threads that come and go (handing their shard on), and requests
+//! that start on one thread and end on another. A thread that owns a shard
+//! adds to it without locked instructions, so any mistake in who owns what
+//! shows up here as lost counts.
+
+use std::{
+    convert::Infallible,
+    future::{ready, Future, Ready},
+    pin::pin,
+    sync::{mpsc, Arc, Barrier},
+    task::{Context, Poll, Wake, Waker},
+    thread,
+};
+
+use http::{Request, Response};
+use prometheus::Registry;
+use tower::{Layer, Service};
+use tower_prometheus::{ClientId, MetricsExporter, RequestMetrics, RequestMetricsLayer, Route};
+
+use crate::support::parse;
+
+/// Answers at once, naming the client `alice`.
+#[derive(Clone)]
+struct Answer;
+
+impl Service<Request<()>> for Answer {
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<String>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<()>) -> Self::Future {
+        let mut response = Response::new(String::new());
+        response.extensions_mut().insert(ClientId::new("alice"));
+        ready(Ok(response))
+    }
+}
+
+struct NoWake;
+
+impl Wake for NoWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+fn poll_now<F: Future>(future: F) -> F::Output {
+    let waker = Waker::from(Arc::new(NoWake));
+    match pin!(future).poll(&mut Context::from_waker(&waker)) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the service answers at once"),
+    }
+}
+
+fn layer(shards: usize) -> (RequestMetrics<Answer>, MetricsExporter) {
+    let registry = Registry::new();
+    let layer = RequestMetricsLayer::builder()
+        .route(Route::new("/items/{id}").with_client_series())
+        .shards(shards)
+        .build(&registry)
+        .unwrap();
+    (layer.layer(Answer), MetricsExporter::new(registry))
+}
+
+fn request(service: &mut RequestMetrics<Answer>) {
+    let request = Request::get("/items/7").body(()).unwrap();
+    poll_now(service.call(request)).unwrap();
+}
+
+/// The request, histogram and client counts, which must agree.
+fn counts(exporter: &MetricsExporter) -> (f64, f64, f64) {
+    let exposition = parse(&exporter.render().unwrap());
+    (
+        exposition.sum("ctms_requests_total", &[("path_template", "/items/{id}")]),
+        exposition.sum("ctms_requests_duration_seconds_count", &[]),
+        exposition.sum("ctms_api_requests_total", &[("client_id", "alice")]),
+    )
+}
+
+#[test]
+fn threads_beyond_the_owned_shards_count_exactly() {
+    // One owned shard: one thread writes it plainly, seven share the rest.
+    const THREADS: usize = 8;
+    const REQUESTS: usize = 5_000;
+    let (service, exporter) = layer(1);
+    let start = Arc::new(Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (mut service, start) = (service.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                for _ in 0..REQUESTS {
+                    request(&mut service);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let total = (THREADS * REQUESTS) as f64;
+    assert_eq!(counts(&exporter), (total, total, total));
+}
+
+#[test]
+fn threads_that_come_and_go_hand_their_shards_on_exactly() {
+    // Waves of threads, each exiting before the next starts, while one
+    // thread stays throughout and a scraper watches the total only grow:
+    // a new owner that did not start from its predecessor's counts would
+    // lose them, or make the total go back.
+    const WAVES: usize = 20;
+    const THREADS: usize = 3;
+    const REQUESTS: usize = 500;
+    let (service, exporter) = layer(2);
+    let exporter = Arc::new(exporter);
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let scraper = {
+        let exporter = exporter.clone();
+        thread::spawn(move || {
+            let mut last = 0.0;
+            let mut scrapes = 0;
+            while stop_rx.try_recv().is_err() || scrapes == 0 {
+                let (total, _, _) = counts(&exporter);
+                assert!(total >= last, "the total went from {last} to {total}");
+                last = total;
+                scrapes += 1;
+            }
+        })
+    };
+    let stayer = {
+        let mut service = service.clone();
+        thread::spawn(move || {
+            for _ in 0..WAVES * REQUESTS {
+                request(&mut service);
+            }
+        })
+    };
+    for _ in 0..WAVES {
+        let wave: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let mut service = service.clone();
+                thread::spawn(move || {
+                    for _ in 0..REQUESTS {
+                        request(&mut service);
+                    }
+                })
+            })
+            .collect();
+        for thread in wave {
+            thread.join().unwrap();
+        }
+    }
+    stayer.join().unwrap();
+    stop_tx.send(()).unwrap();
+    scraper.join().unwrap();
+    let total = ((WAVES * THREADS + WAVES) * REQUESTS) as f64;
+    assert_eq!(counts(&exporter), (total, total, total));
+}
+
+/// The future of one request through the layer over [`Answer`].
+type Pending = <RequestMetrics<Answer> as Service<Request<()>>>::Future;
+
+/// One side of the hand-over: starts `requests` requests, sends each to
+/// the other side and finishes one of its own; finishes whatever the other
+/// side sends. Returns how many it finished for the other side.
+fn side(
+    mut service: RequestMetrics<Answer>,
+    requests: usize,
+    to_other: mpsc::Sender<Pending>,
+    from_other: mpsc::Receiver<Pending>,
+    start: Arc<Barrier>,
+) -> thread::JoinHandle<usize> {
+    thread::spawn(move || {
+        start.wait();
+        let mut finished = 0;
+        for _ in 0..requests {
+            to_other
+                .send(service.call(Request::get("/items/7").body(()).unwrap()))
+                .unwrap();
+            request(&mut service);
+            while let Ok(future) = from_other.try_recv() {
+                poll_now(future).unwrap();
+                finished += 1;
+            }
+        }
+        drop(to_other);
+        for future in from_other {
+            poll_now(future).unwrap();
+            finished += 1;
+        }
+        finished
+    })
+}
+
+#[test]
+fn a_request_is_counted_on_the_thread_that_ends_it() {
+    // Two threads start requests and hand their futures to each other to
+    // finish, as a work-stealing runtime would, while both also finish
+    // requests of their own: counting a request on the shard of the thread
+    // that started it would race with that shard's owner.
+    const REQUESTS: usize = 50_000;
+    let (service, exporter) = layer(4);
+    let (to_b, from_a) = mpsc::channel();
+    let (to_a, from_b) = mpsc::channel();
+    let start = Arc::new(Barrier::new(2));
+    let a = side(service.clone(), REQUESTS, to_b, from_b, start.clone());
+    let b = side(service, REQUESTS, to_a, from_a, start);
+    let handed_over = a.join().unwrap() + b.join().unwrap();
+    assert_eq!(handed_over, 2 * REQUESTS);
+    let total = (4 * REQUESTS) as f64;
+    assert_eq!(counts(&exporter), (total, total, total));
+}
