@@ -145,6 +145,7 @@ impl Cells {
         elapsed_ns: u64,
         native: Option<&NativeLayout>,
         exemplar: Option<Exemplar>,
+        owned: bool,
     ) {
         let codes = self
             .extras()
@@ -161,15 +162,15 @@ impl Cells {
             })
         });
         if let Some(count) = histogram.buckets.get(bucket) {
-            count.fetch_add(1, Ordering::Relaxed);
+            lease::add(count, 1, owned);
         }
-        histogram.sum_ns.fetch_add(elapsed_ns, Ordering::Relaxed);
+        lease::add(&histogram.sum_ns, elapsed_ns, owned);
         if let Some(layout) = native {
             let counters = histogram
                 .native
                 .get_or_init(|| (0..layout.counters()).map(|_| AtomicU64::new(0)).collect());
             if let Some(counter) = counters.get(layout.index(elapsed_ns)) {
-                counter.fetch_add(1, Ordering::Relaxed);
+                lease::add(counter, 1, owned);
             }
         }
         if let Some(exemplar) = exemplar {
@@ -224,13 +225,13 @@ impl Cells {
     }
 
     /// Counts a duration of `ns` nanoseconds in the native histogram.
-    pub(super) fn add_native(&self, layout: &NativeLayout, ns: u64) {
+    pub(super) fn add_native(&self, layout: &NativeLayout, ns: u64, owned: bool) {
         let counters = self
             .extras()
             .native
             .get_or_init(|| (0..layout.counters()).map(|_| AtomicU64::new(0)).collect());
         if let Some(counter) = counters.get(layout.index(ns)) {
-            counter.fetch_add(1, Ordering::Relaxed);
+            lease::add(counter, 1, owned);
         }
     }
 
@@ -245,11 +246,11 @@ impl Cells {
     }
 
     /// Counts a gRPC call's status code.
-    pub(super) fn add_grpc(&self, code: GrpcCode) {
+    pub(super) fn add_grpc(&self, code: GrpcCode, owned: bool) {
         let codes = self
             .grpc
             .get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
-        codes[code.index()].fetch_add(1, Ordering::Relaxed);
+        lease::add(&codes[code.index()], 1, owned);
     }
 
     /// The count of a gRPC status code.

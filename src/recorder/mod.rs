@@ -555,7 +555,7 @@ impl Pending {
             owned,
         );
         if let Some(code) = grpc {
-            cells.add_grpc(code);
+            cells.add_grpc(code, owned);
         }
         if tables.extras {
             add_extras(
@@ -565,6 +565,7 @@ impl Pending {
                 bucket,
                 elapsed_ns,
                 TraceId::from_bytes(self.trace),
+                owned,
             );
         }
     }
@@ -703,6 +704,7 @@ fn add_extras(
     bucket: usize,
     elapsed_ns: u64,
     trace: Option<TraceId>,
+    owned: bool,
 ) {
     let exemplar = trace.map(|trace_id| Exemplar {
         trace_id,
@@ -712,14 +714,21 @@ fn add_extras(
     if tables.per_code {
         // The code's own histogram carries the native buckets and the
         // bucket exemplar; the counter exemplar stays per code as always.
-        cells.add_per_code(status, bucket, elapsed_ns, tables.native.as_ref(), exemplar);
+        cells.add_per_code(
+            status,
+            bucket,
+            elapsed_ns,
+            tables.native.as_ref(),
+            exemplar,
+            owned,
+        );
         if let Some(exemplar) = exemplar {
             cells.add_exemplar(status, bucket, exemplar);
         }
         return;
     }
     if let Some(layout) = &tables.native {
-        cells.add_native(layout, elapsed_ns);
+        cells.add_native(layout, elapsed_ns, owned);
     }
     if let Some(exemplar) = exemplar {
         cells.add_exemplar(status, bucket, exemplar);

@@ -16,7 +16,9 @@ use std::{
 use http::{Request, Response};
 use prometheus::Registry;
 use tower::{Layer, Service};
-use tower_prometheus::{ClientId, MetricsExporter, RequestMetrics, RequestMetricsLayer, Route};
+use tower_prometheus::{
+    Builder, ClientId, MetricsExporter, Profile, RequestMetrics, RequestMetricsLayer, Route,
+};
 
 use crate::support::parse;
 
@@ -55,13 +57,35 @@ fn poll_now<F: Future>(future: F) -> F::Output {
 }
 
 fn layer(shards: usize) -> (RequestMetrics<Answer>, MetricsExporter) {
+    layer_from(RequestMetricsLayer::builder().shards(shards))
+}
+
+fn layer_from(builder: Builder) -> (RequestMetrics<Answer>, MetricsExporter) {
     let registry = Registry::new();
-    let layer = RequestMetricsLayer::builder()
+    let layer = builder
         .route(Route::new("/items/{id}").with_client_series())
-        .shards(shards)
         .build(&registry)
         .unwrap();
     (layer.layer(Answer), MetricsExporter::new(registry))
+}
+
+/// Serves `requests` requests on each of `threads` threads at once.
+fn serve_at_once(service: &RequestMetrics<Answer>, threads: usize, requests: usize) {
+    let start = Arc::new(Barrier::new(threads));
+    let threads: Vec<_> = (0..threads)
+        .map(|_| {
+            let (mut service, start) = (service.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                for _ in 0..requests {
+                    request(&mut service);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
 }
 
 fn request(service: &mut RequestMetrics<Answer>) {
@@ -85,23 +109,37 @@ fn threads_beyond_the_owned_shards_count_exactly() {
     const THREADS: usize = 8;
     const REQUESTS: usize = 5_000;
     let (service, exporter) = layer(1);
-    let start = Arc::new(Barrier::new(THREADS));
-    let threads: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let (mut service, start) = (service.clone(), start.clone());
-            thread::spawn(move || {
-                start.wait();
-                for _ in 0..REQUESTS {
-                    request(&mut service);
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+    serve_at_once(&service, THREADS, REQUESTS);
     let total = (THREADS * REQUESTS) as f64;
     assert_eq!(counts(&exporter), (total, total, total));
+}
+
+#[test]
+fn per_code_and_native_histograms_count_exactly_beyond_the_owned_shards() {
+    // The OpenTelemetry profile keeps a histogram per status code, with
+    // its native buckets here: written the same way as the CTMS cells.
+    const THREADS: usize = 8;
+    const REQUESTS: usize = 5_000;
+    let (service, exporter) = layer_from(
+        RequestMetricsLayer::builder()
+            .profile(Profile::OpenTelemetry)
+            .native_histograms(3)
+            .shards(1),
+    );
+    serve_at_once(&service, THREADS, REQUESTS);
+    let exposition = parse(&exporter.render().unwrap());
+    let total = (THREADS * REQUESTS) as f64;
+    assert_eq!(
+        exposition.sum("http_server_request_duration_seconds_count", &[]),
+        total
+    );
+    assert_eq!(
+        exposition.sum(
+            "http_server_request_duration_seconds_bucket",
+            &[("le", "+Inf")]
+        ),
+        total
+    );
 }
 
 #[test]
