@@ -173,8 +173,8 @@ impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
         // Nothing in here may panic: this can run during an unwind, where a
-        // second panic aborts the process. Recording only does atomic adds
-        // and, at worst, claims a client slot.
+        // second panic aborts the process. Recording only adds to counters
+        // (no indexing that can fail) and, at worst, claims a client slot.
         if let Some(pending) = self.pending.take() {
             let panicked = self.in_user_code || std::thread::panicking();
             pending.finish_unanswered(!panicked);

@@ -347,12 +347,13 @@ impl<M: RequestBodyMode> Builder<M> {
     /// Each thread that records takes, on its first request, the lowest
     /// shard index no running thread holds (process-wide, for every layer)
     /// and gives it back when it exits. A thread holding an index below
-    /// `shards` owns that shard: no other thread writes it, so it adds
-    /// with plain loads and stores instead of locked atomic adds. Threads
-    /// beyond that write as many shared shards, with atomic adds. Counts
-    /// are exact either way; set this to at least the number of threads
-    /// that serve requests (a runtime's workers) for every one of them to
-    /// own a shard. More shards cost memory only where requests reach
+    /// the shard count owns that shard: no other thread writes it, so it
+    /// adds with plain loads and stores instead of locked atomic adds.
+    /// Threads with a higher index write as many shared shards, with
+    /// atomic adds. Counts are exact either way; set this comfortably
+    /// above the number of threads that serve requests (a runtime's
+    /// workers, and any other thread that records first, such as the main
+    /// thread) for every one of them to own a shard. More shards cost memory only where requests reach
     /// them, and a slightly slower scrape.
     #[must_use]
     pub fn shards(mut self, shards: usize) -> Self {

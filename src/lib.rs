@@ -404,10 +404,11 @@
 //! body wrapper holds nothing and only delegates.
 //! Each thread writes its own shard of cells, so cores do not contend; a
 //! scrape sums the shards and is exact at the moment it runs. A thread
-//! owns its shard outright (one of the first [`shards`](Builder::shards)
-//! threads to record, process-wide, that are still running) and adds to it
-//! with plain loads and stores, no locked instruction; threads beyond that
-//! share a second set of shards with atomic adds. Paths that
+//! owns its shard outright when the index it took on its first request
+//! (the lowest that no running thread held, process-wide) is below
+//! [`shards`](Builder::shards), and adds to it with plain loads and
+//! stores, no locked instruction; other threads share a second set of
+//! shards with atomic adds. Paths that
 //! are not recorded cost only a bit test on their first byte (or, when
 //! that byte starts some template, the lookup).
 //!

@@ -49,8 +49,8 @@ pub(super) struct Cells {
     used: [AtomicU64; CODE_WORDS],
     /// One counter per status code of the family.
     codes: [AtomicU64; CODES_PER_FAMILY],
-    /// Sum of the durations in nanoseconds: an integer `fetch_add`, no CAS
-    /// loop on a float.
+    /// Sum of the durations in nanoseconds: an integer add, no CAS loop on
+    /// a float.
     sum_ns: AtomicU64,
     /// Non-cumulative bucket counts; the last one is `+Inf`. Their sum is the
     /// histogram's count, so `_count` always equals the `+Inf` bucket.

@@ -11,8 +11,13 @@
 //! Handing an index over is exact: the exiting thread returns it with a
 //! release and the next holder takes it with an acquire, so the new writer
 //! starts from every count the old one stored. A thread that finds the
-//! pool empty, or records while it is being torn down, holds no lease and
-//! writes the shared shards with locked adds, as every thread did before.
+//! pool empty, or records after its lease was given back (from another
+//! thread-local's destructor, as it exits), holds no lease and writes the
+//! shared shards with locked adds, as every thread did before.
+//!
+//! A thread keeps the index it got for its whole life: one that got an
+//! index at or past a layer's owned shards stays a sharer there even after
+//! lower indexes are given back.
 
 use std::{
     cell::Cell,
@@ -89,7 +94,7 @@ impl Drop for Holder {
     fn drop(&mut self) {
         // NONE from now on, not UNASKED: a thread tearing down takes no
         // lease it could not give back.
-        let index = INDEX.with(|index| index.replace(NONE));
+        let index = INDEX.try_with(|index| index.replace(NONE)).unwrap_or(NONE);
         if index < POOL {
             LEASES.give_back(index);
         }
@@ -112,7 +117,9 @@ pub(crate) fn current() -> usize {
 /// below some bound, and calls [`current`] when it does not.
 #[inline]
 pub(crate) fn held() -> usize {
-    INDEX.with(Cell::get)
+    // `try_with`: where thread-locals are kept by the OS rather than
+    // natively, even one without a destructor can be gone at exit.
+    INDEX.try_with(Cell::get).unwrap_or(NONE)
 }
 
 #[cold]
@@ -123,7 +130,13 @@ fn ask() -> usize {
         Ok(()) => LEASES.take().unwrap_or(NONE),
         Err(_) => NONE,
     };
-    INDEX.with(|cell| cell.set(index));
+    if INDEX.try_with(|cell| cell.set(index)).is_err() {
+        // Nowhere to keep it, so the holder could not give it back.
+        if index < POOL {
+            LEASES.give_back(index);
+        }
+        return NONE;
+    }
     index
 }
 

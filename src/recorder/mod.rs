@@ -3,11 +3,11 @@
 //!
 //! Each thread writes to one shard, and each shard keeps its own cells, so
 //! two cores recording the same route never write the same cache line. A
-//! layer has twice the shards it is configured with: the first half are
-//! owned, each by the one live thread holding the [`lease`] of its index,
-//! which adds to them without locked instructions; the second half are
-//! shared, with locked adds, by the threads that hold no lease below the
-//! configured count. A scrape sums the shards: it reports exactly what the
+//! layer has twice the shards it is configured with (rounded up to a power
+//! of two): the first half are owned, each by the one live thread holding
+//! the [`lease`] of its index, which adds to them without locked
+//! instructions; the second half are shared, with locked adds, by the
+//! threads that hold no lease below that count. A scrape sums the shards: it reports exactly what the
 //! cells hold when it runs, with no flush and no lag.
 //!
 //! A request is recorded through a [`Pending`], which [`Recorder::start`]
@@ -191,8 +191,8 @@ impl fmt::Debug for Tables {
     }
 }
 
-/// One shard: the index its threads write at, and its own count of
-/// unmatched requests.
+/// One shard: the reference the futures of its threads' requests hold
+/// to the tables, and its own count of unmatched requests.
 ///
 /// Aligned so that the reference counts of different shards, bumped on
 /// every request by the futures holding them, never share a cache line.
@@ -752,7 +752,9 @@ mod tests {
 
     impl Recorder {
         /// Records a request of `elapsed_ns` in shard `shard`, as
-        /// `Pending::finish` would.
+        /// `Pending::finish` would, with locked adds whatever the shard:
+        /// the tests that call it write from one thread, and no owner
+        /// writes their layers at the same time.
         fn record(
             &self,
             shard: usize,
@@ -959,9 +961,11 @@ mod tests {
 
     #[test]
     fn a_threads_first_request_goes_to_the_shard_it_owns() {
+        // As many shards as leases: other tests' threads hold leases too,
+        // and the new thread's must be below the shard count.
         let layer = RequestMetricsLayer::builder()
             .route(Route::new("/a"))
-            .shards(4)
+            .shards(crate::MAX_SHARDS)
             .build(&Registry::new())
             .unwrap();
         let recorder = layer.recorder().clone();

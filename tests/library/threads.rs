@@ -105,7 +105,9 @@ fn counts(exporter: &MetricsExporter) -> (f64, f64, f64) {
 
 #[test]
 fn threads_beyond_the_owned_shards_count_exactly() {
-    // One owned shard: one thread writes it plainly, seven share the rest.
+    // One owned shard: at most one thread writes it plainly (the first to
+    // record, when no other test's thread holds lease 0), the others
+    // share the rest.
     const THREADS: usize = 8;
     const REQUESTS: usize = 5_000;
     let (service, exporter) = layer(1);
@@ -142,6 +144,71 @@ fn per_code_and_native_histograms_count_exactly_beyond_the_owned_shards() {
     );
 }
 
+/// Answers every gRPC call with `OK` in its head and an empty body, so
+/// that it is recorded as soon as it is answered.
+#[derive(Clone)]
+struct GrpcOk;
+
+impl Service<Request<()>> for GrpcOk {
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<String>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<()>) -> Self::Future {
+        let mut response = Response::new(String::new());
+        response
+            .headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("0"));
+        ready(Ok(response))
+    }
+}
+
+#[test]
+fn grpc_calls_count_exactly_beyond_the_owned_shards() {
+    const THREADS: usize = 8;
+    const REQUESTS: usize = 5_000;
+    let registry = Registry::new();
+    let service = RequestMetricsLayer::builder()
+        .route(Route::new("/pkg.Svc/Call").grpc())
+        .shards(1)
+        .build(&registry)
+        .unwrap()
+        .layer(GrpcOk);
+    let start = Arc::new(Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (mut service, start) = (service.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                for _ in 0..REQUESTS {
+                    let call = Request::post("/pkg.Svc/Call")
+                        .header("content-type", "application/grpc")
+                        .body(())
+                        .unwrap();
+                    drop(poll_now(service.call(call)).unwrap());
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let exposition = parse(&MetricsExporter::new(registry).render().unwrap());
+    let total = (THREADS * REQUESTS) as f64;
+    assert_eq!(
+        exposition.sum("ctms_grpc_requests_total", &[("grpc_code", "OK")]),
+        total
+    );
+    assert_eq!(
+        exposition.sum("ctms_requests_total", &[("status_code", "200")]),
+        total
+    );
+}
+
 #[test]
 fn threads_that_come_and_go_hand_their_shards_on_exactly() {
     // Waves of threads, each exiting before the next starts, while one
@@ -151,7 +218,10 @@ fn threads_that_come_and_go_hand_their_shards_on_exactly() {
     const WAVES: usize = 20;
     const THREADS: usize = 3;
     const REQUESTS: usize = 500;
-    let (service, exporter) = layer(2);
+    // Shards to spare: other tests' threads hold leases too, and these
+    // threads' must be below the count for the plain stores and the
+    // hand-over to be what is tested.
+    let (service, exporter) = layer(64);
     let exporter = Arc::new(exporter);
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let scraper = {
@@ -239,7 +309,8 @@ fn a_request_is_counted_on_the_thread_that_ends_it() {
     // requests of their own: counting a request on the shard of the thread
     // that started it would race with that shard's owner.
     const REQUESTS: usize = 50_000;
-    let (service, exporter) = layer(4);
+    // Shards to spare, so that both threads own one (see above).
+    let (service, exporter) = layer(64);
     let (to_b, from_a) = mpsc::channel();
     let (to_a, from_b) = mpsc::channel();
     let start = Arc::new(Barrier::new(2));
