@@ -122,6 +122,16 @@ pub(crate) fn held() -> usize {
     INDEX.try_with(Cell::get).unwrap_or(NONE)
 }
 
+/// A number that differs from thread to thread, for spreading threads
+/// without a lease: a hash of where this thread keeps its lease.
+pub(crate) fn spread() -> usize {
+    let address = INDEX.try_with(|cell| std::ptr::from_ref(cell) as usize);
+    // Thread-locals of different threads sit at the same offset in their
+    // pages, so the low bits alone would not differ; the multiplication
+    // carries the high ones down.
+    (address.unwrap_or(0) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize >> 16
+}
+
 #[cold]
 #[inline(never)]
 fn ask() -> usize {
@@ -202,6 +212,27 @@ mod tests {
             let lease = thread::spawn(current).join().unwrap();
             assert!(lease < POOL, "the pool ran dry: leases are not given back");
         }
+    }
+
+    #[test]
+    fn threads_without_a_lease_spread_over_the_shared_shards() {
+        // 16 threads alive at once into 4 shards: a spread that ignored
+        // the thread would put them all in one.
+        let barrier = Arc::new(Barrier::new(16));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let barrier = barrier.clone();
+                thread::spawn(move || {
+                    barrier.wait();
+                    spread() & 3
+                })
+            })
+            .collect();
+        let shards: HashSet<usize> = threads
+            .into_iter()
+            .map(|thread| thread.join().unwrap())
+            .collect();
+        assert!(shards.len() > 1, "every thread in shard {shards:?}");
     }
 
     #[test]

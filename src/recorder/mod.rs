@@ -168,16 +168,23 @@ impl Tables {
 
     /// [`place`](Self::place) for a thread that has not asked for a lease
     /// yet, or holds none below the owned shards here: those write a
-    /// shared shard, spread by lease (`NONE` lands on the last). Out of
-    /// line, to keep the owners' path short.
+    /// shared shard, spread by lease, or by thread when the pool had none
+    /// left. Out of line, to keep the owners' path short.
     #[inline(never)]
     fn place_unowned(&self) -> (usize, bool) {
         let lease = lease::current();
         if lease < self.owned_shards {
-            (lease, true)
-        } else {
-            (self.owned_shards + (lease & (self.owned_shards - 1)), false)
+            return (lease, true);
         }
+        let spread = if lease == lease::NONE {
+            lease::spread()
+        } else {
+            lease
+        };
+        (
+            self.owned_shards + (spread & (self.owned_shards - 1)),
+            false,
+        )
     }
 }
 
