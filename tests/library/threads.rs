@@ -22,9 +22,28 @@ use tower_prometheus::{
 
 use crate::support::parse;
 
-/// Answers at once, naming the client `alice`.
+/// Answers at once with an empty body, its head set by `head`.
 #[derive(Clone)]
-struct Answer;
+struct Answer {
+    head: fn(&mut Response<String>),
+}
+
+/// Names the client `alice`.
+const ALICE: Answer = Answer {
+    head: |response| {
+        response.extensions_mut().insert(ClientId::new("alice"));
+    },
+};
+
+/// Ends a gRPC call with `OK` in its head (trailers-only), so that it is
+/// recorded as soon as it is answered.
+const GRPC_OK: Answer = Answer {
+    head: |response| {
+        response
+            .headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("0"));
+    },
+};
 
 impl Service<Request<()>> for Answer {
     type Response = Response<String>;
@@ -37,7 +56,7 @@ impl Service<Request<()>> for Answer {
 
     fn call(&mut self, _: Request<()>) -> Self::Future {
         let mut response = Response::new(String::new());
-        response.extensions_mut().insert(ClientId::new("alice"));
+        (self.head)(&mut response);
         ready(Ok(response))
     }
 }
@@ -66,11 +85,22 @@ fn layer_from(builder: Builder) -> (RequestMetrics<Answer>, MetricsExporter) {
         .route(Route::new("/items/{id}").with_client_series())
         .build(&registry)
         .unwrap();
-    (layer.layer(Answer), MetricsExporter::new(registry))
+    (layer.layer(ALICE), MetricsExporter::new(registry))
 }
 
 /// Serves `requests` requests on each of `threads` threads at once.
 fn serve_at_once(service: &RequestMetrics<Answer>, threads: usize, requests: usize) {
+    serve_these_at_once(service, threads, requests, item);
+}
+
+/// Serves `requests` requests made by `make` on each of `threads` threads
+/// at once.
+fn serve_these_at_once(
+    service: &RequestMetrics<Answer>,
+    threads: usize,
+    requests: usize,
+    make: fn() -> Request<()>,
+) {
     let start = Arc::new(Barrier::new(threads));
     let threads: Vec<_> = (0..threads)
         .map(|_| {
@@ -78,7 +108,7 @@ fn serve_at_once(service: &RequestMetrics<Answer>, threads: usize, requests: usi
             thread::spawn(move || {
                 start.wait();
                 for _ in 0..requests {
-                    request(&mut service);
+                    poll_now(service.call(make())).unwrap();
                 }
             })
         })
@@ -88,9 +118,12 @@ fn serve_at_once(service: &RequestMetrics<Answer>, threads: usize, requests: usi
     }
 }
 
+fn item() -> Request<()> {
+    Request::get("/items/7").body(()).unwrap()
+}
+
 fn request(service: &mut RequestMetrics<Answer>) {
-    let request = Request::get("/items/7").body(()).unwrap();
-    poll_now(service.call(request)).unwrap();
+    poll_now(service.call(item())).unwrap();
 }
 
 /// The request, histogram and client counts, which must agree.
@@ -144,29 +177,6 @@ fn per_code_and_native_histograms_count_exactly_beyond_the_owned_shards() {
     );
 }
 
-/// Answers every gRPC call with `OK` in its head and an empty body, so
-/// that it is recorded as soon as it is answered.
-#[derive(Clone)]
-struct GrpcOk;
-
-impl Service<Request<()>> for GrpcOk {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        let mut response = Response::new(String::new());
-        response
-            .headers_mut()
-            .insert("grpc-status", http::HeaderValue::from_static("0"));
-        ready(Ok(response))
-    }
-}
-
 #[test]
 fn grpc_calls_count_exactly_beyond_the_owned_shards() {
     const THREADS: usize = 8;
@@ -177,26 +187,13 @@ fn grpc_calls_count_exactly_beyond_the_owned_shards() {
         .shards(1)
         .build(&registry)
         .unwrap()
-        .layer(GrpcOk);
-    let start = Arc::new(Barrier::new(THREADS));
-    let threads: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let (mut service, start) = (service.clone(), start.clone());
-            thread::spawn(move || {
-                start.wait();
-                for _ in 0..REQUESTS {
-                    let call = Request::post("/pkg.Svc/Call")
-                        .header("content-type", "application/grpc")
-                        .body(())
-                        .unwrap();
-                    drop(poll_now(service.call(call)).unwrap());
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+        .layer(GRPC_OK);
+    serve_these_at_once(&service, THREADS, REQUESTS, || {
+        Request::post("/pkg.Svc/Call")
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap()
+    });
     let exposition = parse(&MetricsExporter::new(registry).render().unwrap());
     let total = (THREADS * REQUESTS) as f64;
     assert_eq!(
@@ -284,9 +281,7 @@ fn side(
         start.wait();
         let mut finished = 0;
         for _ in 0..requests {
-            to_other
-                .send(service.call(Request::get("/items/7").body(()).unwrap()))
-                .unwrap();
+            to_other.send(service.call(item())).unwrap();
             request(&mut service);
             while let Ok(future) = from_other.try_recv() {
                 poll_now(future).unwrap();
