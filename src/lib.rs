@@ -333,7 +333,13 @@
 //! | each client counted in a group and shard | 8 (allocated in doubling segments) |
 //!
 //! So an idle layer costs about one matchit entry per route, whatever `S`,
-//! and a scrape of it walks one pointer per route. A scrape holds one
+//! and a scrape of it walks one pointer per route.
+//!
+//! Each thread keeps up to 32 references to the shard it last recorded in,
+//! so that a request's future holds the layer's tables without touching a
+//! shared reference count. A dropped layer's memory is therefore freed once
+//! every thread that recorded for it has recorded for another layer, or
+//! exited. A scrape holds one
 //! rendered copy of the exposition however many scrapers ask at once (see
 //! [`MetricsExporter`]).
 //!

@@ -19,6 +19,7 @@ mod collector;
 mod exemplars;
 mod lease;
 mod native;
+mod spare;
 
 use std::{
     fmt,
@@ -385,7 +386,7 @@ impl Recorder {
         let tally =
             (tables.in_flight || tables.response_bytes).then(|| Tally::new(shard, route, method));
         let pending = Pending {
-            shard: shard.clone(),
+            shard: spare::take(shard),
             route,
             method,
             client_slot: None,
@@ -575,6 +576,8 @@ impl Pending {
                 owned,
             );
         }
+        let here = self.shard.index == shard;
+        spare::put(self.shard, here);
     }
 }
 
