@@ -4,8 +4,9 @@
 //!
 //! A response future must own a reference to the layer's tables: it can
 //! outlive the service that made it. Cloning an `Arc` and dropping it are
-//! two locked instructions per request, a sixth of what the layer adds to
-//! a request on a core that serves one thread. So each thread keeps a few
+//! two locked instructions per request, about 16 ns in a `perf` profile of
+//! the benchmark of BENCHMARKS.md, where the layer adds about 60 ns in
+//! all. So each thread keeps a few
 //! clones of the last shard it recorded for: a request takes one when it
 //! starts and, when it ends on the same thread (the common case), puts it
 //! back. A request that ends on another thread, or after the thread moved
@@ -50,7 +51,8 @@ pub(super) fn put(shard: Arc<Shard>, here: bool) {
         return;
     }
     // Dropping references here, even a layer's last, is safe inside the
-    // borrow: nothing a shard's drop runs records.
+    // borrow: a drop that recorded again would find the spares borrowed
+    // and drop its reference instead.
     let _ = SPARES.try_with(|spares| {
         let Ok(mut spares) = spares.try_borrow_mut() else {
             return;
