@@ -337,9 +337,10 @@
 //!
 //! Each thread keeps up to 32 references to the shard it last recorded in,
 //! so that a request's future holds the layer's tables without touching a
-//! shared reference count. A dropped layer's memory is therefore freed once
-//! every thread that recorded for it has recorded for another layer, or
-//! exited. A scrape holds one
+//! shared reference count (the in-flight gauge and the byte counts, when
+//! on, still take one of their own). A dropped layer's memory is therefore
+//! freed only once every thread that recorded for it has served a request
+//! of another layer from start to end, or exited. A scrape holds one
 //! rendered copy of the exposition however many scrapers ask at once (see
 //! [`MetricsExporter`]).
 //!

@@ -62,6 +62,10 @@ pub(super) fn put(shard: Arc<Shard>, here: bool) {
             spares.clear();
         }
         if spares.len() < KEPT {
+            if spares.capacity() == 0 {
+                // All the room at once: one allocation in the thread's life.
+                spares.reserve_exact(KEPT);
+            }
             spares.push(shard);
         }
     });
@@ -90,47 +94,95 @@ mod tests {
         pending.finish(Status::new(200).unwrap(), None);
     }
 
+    /// The references to the current thread's shard of `layer`.
+    fn shard_references(layer: &RequestMetricsLayer) -> usize {
+        let (shard, _) = layer.recorder().shard();
+        Arc::strong_count(shard)
+    }
+
     #[test]
     fn a_request_on_one_thread_takes_a_spare_and_puts_it_back() {
         // A fresh thread: spares are per thread.
         thread::spawn(|| {
             let layer = layer();
+            let before = shard_references(&layer);
+            // The first request clones the shard's reference and keeps it.
             serve(&layer);
-            let shard_references = |layer: &RequestMetricsLayer| {
-                let (shard, _) = layer.recorder().shard();
-                Arc::strong_count(shard)
-            };
-            // The first request cloned the shard's reference and kept it.
-            let after_one = shard_references(&layer);
+            assert_eq!(shard_references(&layer), before + 1, "one spare kept");
             for _ in 0..100 {
                 serve(&layer);
             }
-            assert_eq!(shard_references(&layer), after_one, "one spare, reused");
+            assert_eq!(shard_references(&layer), before + 1, "the spare reused");
             // Two requests in flight at once: a second spare.
             let (first, _) = layer.recorder().start("/a", &Method::GET).unwrap();
             let (second, _) = layer.recorder().start("/a", &Method::GET).unwrap();
             first.finish(Status::new(200).unwrap(), None);
             second.finish(Status::new(200).unwrap(), None);
-            assert_eq!(shard_references(&layer), after_one + 1);
+            assert_eq!(shard_references(&layer), before + 2);
         })
         .join()
         .unwrap();
     }
 
     #[test]
+    fn a_request_ended_on_another_thread_is_not_kept_there() {
+        let layer = Arc::new(layer());
+        let (to_ender, from_starter) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let starter = {
+            let layer = layer.clone();
+            thread::spawn(move || {
+                let (index, _) = layer.recorder().tables.place();
+                let (pending, _) = layer.recorder().start("/a", &Method::GET).unwrap();
+                let shard = &layer.recorder().shards[index];
+                to_ender
+                    .send((pending, index, Arc::strong_count(shard)))
+                    .unwrap();
+                // Alive until the other thread is done, so that it cannot
+                // take this thread's lease, and with it this shard.
+                done_rx.recv().unwrap();
+            })
+        };
+        let (pending, index, with_request) = from_starter.recv().unwrap();
+        let shard = &layer.recorder().shards[index];
+        pending.finish(Status::new(200).unwrap(), None);
+        assert_eq!(
+            Arc::strong_count(shard),
+            with_request - 1,
+            "the request's reference was kept by the thread that ended it"
+        );
+        done_tx.send(()).unwrap();
+        starter.join().unwrap();
+    }
+
+    #[test]
+    fn an_exiting_thread_frees_its_spares() {
+        let first = layer();
+        let tables = Arc::downgrade(&first.recorder().tables);
+        thread::spawn(move || {
+            serve(&first);
+            drop(first);
+        })
+        .join()
+        .unwrap();
+        assert!(
+            tables.upgrade().is_none(),
+            "the exited thread's spares live on"
+        );
+    }
+
+    #[test]
     fn a_thread_keeps_at_most_its_spares() {
         thread::spawn(|| {
             let layer = layer();
-            let (shard, _) = layer.recorder().shard();
-            let before = Arc::strong_count(shard);
+            let before = shard_references(&layer);
             let pending: Vec<_> = (0..3 * KEPT)
                 .map(|_| layer.recorder().start("/a", &Method::GET).unwrap().0)
                 .collect();
             for pending in pending {
                 pending.finish(Status::new(200).unwrap(), None);
             }
-            let (shard, _) = layer.recorder().shard();
-            assert_eq!(Arc::strong_count(shard), before + KEPT);
+            assert_eq!(shard_references(&layer), before + KEPT);
         })
         .join()
         .unwrap();
