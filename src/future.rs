@@ -117,6 +117,12 @@ impl Guard {
         }
     }
 
+    /// The record of a request that has not been recorded yet.
+    #[inline]
+    pub(crate) fn pending_mut(&mut self) -> Option<&mut Pending> {
+        self.pending.as_mut()
+    }
+
     /// A counter of the request's body bytes, for a recorded request.
     pub(crate) fn request_bytes(&self) -> Option<RequestBytes> {
         self.pending.as_ref().map(Pending::request_bytes)

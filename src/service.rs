@@ -110,15 +110,22 @@ impl<S, M> RequestMetrics<S, M> {
         recorder.start(request.uri().path(), request.method())
     }
 
-    /// The guard of a request that is recorded: a gRPC call told apart,
-    /// the client id read from the request.
+    /// Reads what the request itself says about its record into its
+    /// guard: whether it is a gRPC call, its client id and its trace; for
+    /// an unrecorded request, nothing (no user code runs for it).
+    ///
+    /// Fills the guard where it lies rather than building one and
+    /// returning it: the guard is moved whole on every return, and that
+    /// move cost about 50 instructions per request.
     #[inline]
-    fn guard<B>(&self, mut pending: Pending, tally: Option<Tally>, request: &Request<B>) -> Guard {
+    fn read_request<B>(&self, guard: &mut Guard, request: &Request<B>) {
         let state = &*self.state;
+        let Some(pending) = guard.pending_mut() else {
+            return;
+        };
         if pending.on_grpc_route() && is_grpc_request(request.headers()) {
             pending.set_grpc();
         }
-        let mut guard = Guard::new(Some(pending), tally, state.at_body_end);
         if let Some(read) = &state.client_id_from_request {
             // A panic in the user's reader is recorded as 500, like one in
             // the inner service.
@@ -136,7 +143,6 @@ impl<S, M> RequestMetrics<S, M> {
                 }
             });
         }
-        guard
     }
 }
 
@@ -208,12 +214,12 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let started = self.start(&request);
-        let Some((pending, tally)) = started else {
+        let Some((pending, tally)) = self.start(&request) else {
             // Not recorded: nothing to guard.
             return ResponseFuture::new(self.inner.call(request), Guard::new(None, None, false));
         };
-        let mut guard = self.guard(pending, tally, &request);
+        let mut guard = Guard::new(Some(pending), tally, self.state.at_body_end);
+        self.read_request(&mut guard, &request);
         let inner = guard.run_user_code(|_| self.inner.call(request));
         ResponseFuture::new(inner, guard)
     }
@@ -235,11 +241,11 @@ where
 
     #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let started = self.start(&request);
-        let mut guard = match started {
-            Some((pending, tally)) => self.guard(pending, tally, &request),
+        let mut guard = match self.start(&request) {
+            Some((pending, tally)) => Guard::new(Some(pending), tally, self.state.at_body_end),
             None => Guard::new(None, None, false),
         };
+        self.read_request(&mut guard, &request);
         let counter = guard.request_bytes();
         let request = request.map(|body| RequestBody::new(body, counter));
         let inner = guard.run_user_code(|_| self.inner.call(request));
@@ -706,6 +712,56 @@ mod tests {
         let text = render(&registry);
         assert_eq!(sample(&text, &total("GET", "/", 500)), Some(1.0), "{text}");
         assert_eq!(count_series(&text, "ctms_requests_total"), 1);
+    }
+
+    #[tokio::test]
+    async fn the_request_readers_run_only_for_requests_that_are_recorded() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use crate::TraceId;
+
+        static CLIENT_READS: AtomicUsize = AtomicUsize::new(0);
+        static TRACE_READS: AtomicUsize = AtomicUsize::new(0);
+        let builder = || {
+            RequestMetricsLayer::builder()
+                .route(Route::new("/"))
+                .client_id_from_request(|_| {
+                    CLIENT_READS.fetch_add(1, Ordering::Relaxed);
+                    None
+                })
+                .exemplars_from_request(|_| {
+                    TRACE_READS.fetch_add(1, Ordering::Relaxed);
+                    None::<TraceId>
+                })
+        };
+        let reads = || {
+            (
+                CLIENT_READS.load(Ordering::Relaxed),
+                TRACE_READS.load(Ordering::Relaxed),
+            )
+        };
+        let passing = builder().build(&Registry::new()).unwrap();
+        let counting = builder().request_bytes().build(&Registry::new()).unwrap();
+        let passing = passing.layer(service_fn(respond_with(200)));
+        let counting = counting.layer(service_fn(|_: Request<RequestBody<()>>| {
+            std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
+        }));
+
+        passing
+            .clone()
+            .oneshot(request(Method::GET, "/nothing"))
+            .await
+            .unwrap();
+        counting
+            .clone()
+            .oneshot(request(Method::GET, "/nothing"))
+            .await
+            .unwrap();
+        assert_eq!(reads(), (0, 0), "an unmatched path is not recorded");
+
+        passing.oneshot(request(Method::GET, "/")).await.unwrap();
+        counting.oneshot(request(Method::GET, "/")).await.unwrap();
+        assert_eq!(reads(), (2, 2));
     }
 
     #[tokio::test]
