@@ -26,7 +26,9 @@ use tower_prometheus::{ClientId, Format, MetricsExporter, RequestMetricsLayer, R
 #[path = "workload/mod.rs"]
 mod workload;
 
-use workload::{builder, Bare, NoWake, CLIENT_HEADER, MATCHED, TEMPLATES, UNMATCHED};
+use workload::{
+    builder, Bare, NoWake, CLIENT_HEADER, MATCHED, SHORT_PARAMETER, TEMPLATES, UNMATCHED,
+};
 
 fn layer(registry: &Registry) -> RequestMetricsLayer {
     builder().build(registry).expect("valid configuration")
@@ -169,6 +171,9 @@ fn run_parts(case: &str, n: u64) {
             "part_matchit_lookup" => {
                 black_box(router.at(black_box(MATCHED)).map(|m| *m.value).ok());
             }
+            "part_matchit_lookup_short" => {
+                black_box(router.at(black_box(SHORT_PARAMETER)).map(|m| *m.value).ok());
+            }
             "part_two_clock_reads" => {
                 // As the layer reads it: raw, scaled once.
                 #[cfg(feature = "quanta")]
@@ -213,6 +218,9 @@ fn main() -> ExitCode {
         );
         request
     };
+    let short = Request::get(SHORT_PARAMETER)
+        .body(())
+        .expect("valid request");
     let unmatched = Request::get(UNMATCHED).body(()).expect("valid request");
     let in_response = Some(ClientId::from_static("test_client"));
     // Each layered case warms up with one request, so that its series exist.
@@ -227,6 +235,7 @@ fn main() -> ExitCode {
             n,
         ),
         "bare_unmatched" => run_requests(Bare { client: None }, &unmatched, n),
+        "bare_short" => run_requests(Bare { client: None }, &short, n),
         "bare_traceparent" => run_requests(Bare { client: None }, &with_traceparent, n),
         "matched" => run_requests(layer.layer(Bare { client: None }), &matched, n + 1),
         "matched_client_header" => {
@@ -240,6 +249,7 @@ fn main() -> ExitCode {
             n + 1,
         ),
         "unmatched" => run_requests(layer.layer(Bare { client: None }), &unmatched, n + 1),
+        "matched_short" => run_requests(layer.layer(Bare { client: None }), &short, n + 1),
         // The exposition options: an exemplar from `traceparent` on every
         // request, and native histograms.
         "matched_exemplar" => {
@@ -299,7 +309,10 @@ fn main() -> ExitCode {
             n,
         ),
         "scrape_10k_prometheus" => run_prometheus_scrapes(&prometheus_registry(10_000), n),
-        "part_matchit_lookup" | "part_two_clock_reads" | "part_absent_header_lookup" => {
+        "part_matchit_lookup"
+        | "part_matchit_lookup_short"
+        | "part_two_clock_reads"
+        | "part_absent_header_lookup" => {
             run_parts(case, n);
         }
         other => {

@@ -37,6 +37,8 @@ CASES = {
     "matched_client_header": ("bare_client_header", 1_000, 11_000),
     "matched_client_response": ("bare_client_response", 1_000, 11_000),
     "unmatched": ("bare_unmatched", 1_000, 11_000),
+    "bare_short": (None, 1_000, 11_000),
+    "matched_short": ("bare_short", 1_000, 11_000),
     "matched_body_end": ("bare", 1_000, 11_000),
     "matched_in_flight_bytes": ("bare", 1_000, 11_000),
     "bare_traceparent": (None, 1_000, 11_000),
@@ -50,6 +52,7 @@ CASES = {
     # Not this crate's: for reading the figures above.
     "scrape_10k_prometheus": (None, 1, 3),
     "part_matchit_lookup": (None, 1_000, 11_000),
+    "part_matchit_lookup_short": (None, 1_000, 11_000),
     "part_two_clock_reads": (None, 1_000, 11_000),
     "part_absent_header_lookup": (None, 1_000, 11_000),
 }
