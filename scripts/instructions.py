@@ -10,6 +10,7 @@ instructions, not time, so the figures repeat exactly on a noisy machine.
     python3 scripts/instructions.py                 # print the table
     python3 scripts/instructions.py --check         # fail past the margin
     python3 scripts/instructions.py --update        # rewrite the baseline
+    python3 scripts/instructions.py --peers         # this crate against flat_table
 
 The baseline is benches/instructions.json; BENCHMARKS.md says when to update
 it. Needs valgrind (Debian's `valgrind` package).
@@ -58,26 +59,31 @@ CASES = {
 }
 
 
-def binary():
+# The cases of bench-peers' interleaved harness, counted by --peers.
+PEER_CASES = ["matched_client", "matched_no_client", "unmatched"]
+PEERS = ["tower_prometheus", "flat_table"]
+
+
+def binary(bench="instructions", cwd=ROOT):
     output = subprocess.run(
-        ["cargo", "bench", "--bench", "instructions", "--no-run", "--message-format=json"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
+        ["cargo", "bench", "--bench", bench, "--no-run", "--message-format=json"],
+        cwd=cwd, check=True, capture_output=True, text=True,
     ).stdout
     for line in output.splitlines():
         message = json.loads(line)
         target = message.get("target", {})
-        if message.get("reason") == "compiler-artifact" and target.get("name") == "instructions" \
+        if message.get("reason") == "compiler-artifact" and target.get("name") == bench \
                 and message.get("executable"):
             return message["executable"]
-    sys.exit("cargo built no `instructions` bench")
+    sys.exit(f"cargo built no `{bench}` bench")
 
 
-def count(executable, case, n):
+def count(executable, case, n, args=None, loops="instructions::run_*"):
     result = subprocess.run(
         # Only the loops count: set-up (and quanta's calibration of its
         # clock against wall time, whose length varies) is left out.
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-         "--toggle-collect=instructions::run_*", executable, case, str(n)],
+         f"--toggle-collect={loops}", executable, *(args or [case]), str(n)],
         capture_output=True, text=True,
     )
     if result.returncode != 0:
@@ -98,11 +104,36 @@ def measure(executable):
     return figures
 
 
+def peers():
+    """Instructions per request over the bare service, this crate against
+    the strongest baseline, from bench-peers' interleaved harness (its
+    `count IMPL CASE N` mode). Not a gate: bench-peers is a separate
+    package, which CI does not build."""
+    executable = binary("interleaved", ROOT / "bench-peers")
+
+    def per_request(implementation, case):
+        run = lambda n: count(executable, case, n, ["count", implementation, case],
+                              "interleaved::run_*")
+        return (run(11_000) - run(1_000)) / 10_000
+
+    print(f"{'case':<20} {'bare':>6} {'tower_prometheus':>17} {'flat_table':>11} {'ratio':>6}"
+          "  (instructions; layers: over the bare service)")
+    for case in PEER_CASES:
+        bare = per_request("bare", case)
+        ours, theirs = (per_request(peer, case) - bare for peer in PEERS)
+        print(f"{case:<20} {bare:>6.0f} {ours:>17.0f} {theirs:>11.0f} {ours / theirs:>5.2f}×")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if a case grew past the margin")
     parser.add_argument("--update", action="store_true", help="write the figures as the baseline")
+    parser.add_argument("--peers", action="store_true",
+                        help="count this crate against flat_table instead (bench-peers)")
     args = parser.parse_args()
+    if args.peers:
+        peers()
+        return
 
     figures = measure(binary())
     baseline = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
