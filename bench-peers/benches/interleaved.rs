@@ -1,9 +1,12 @@
 //! tower-prometheus against the strongest baseline (`FlatTableLayer`) in
 //! interleaved wall-clock rounds: each round times the bare service, the
 //! layer and the baseline back to back, in an order that rotates from round
-//! to round, so that the drift of a noisy machine hits all three alike. A
-//! round's figure is the ratio of the two overheads over the bare service;
-//! the report gives the median and the quartiles over the rounds.
+//! to round, so that the drift of a noisy machine hits all three alike, and
+//! times each at two stack offsets 16 bytes apart, since where the request
+//! loop's frame falls modulo 32 bytes moves a layer's cost. A round's figure
+//! is the ratio of the two overheads over the bare service, each the mean of
+//! the two offsets; the report gives the median and the quartiles over the
+//! rounds, and the median ratio at each offset.
 //!
 //! `cargo bench --bench interleaved` (or `-- ROUNDS`). With
 //! `count IMPL CASE N` it serves N requests and exits instead, for
@@ -90,6 +93,32 @@ where
     start.elapsed()
 }
 
+/// [`time`] with the request loop's frame `PAD` bytes further down the
+/// stack. How fast a layer runs can depend on where its frame falls
+/// modulo 32 bytes (see BENCHMARKS.md), and a process lands on one offset
+/// by chance, so each timing is taken at two offsets 16 bytes apart.
+#[inline(never)]
+fn time_at<const PAD: usize, S>(service: &mut S, template: &Request<()>) -> Duration
+where
+    S: Service<Request<()>, Error = Infallible>,
+{
+    let pad = black_box([0u8; PAD]);
+    let elapsed = time(service, template);
+    black_box(pad);
+    elapsed
+}
+
+/// Times `service` at both stack offsets: the two timings.
+fn time_both<S>(service: &mut S, template: &Request<()>) -> [Duration; 2]
+where
+    S: Service<Request<()>, Error = Infallible>,
+{
+    [
+        time_at::<0, S>(service, template),
+        time_at::<16, S>(service, template),
+    ]
+}
+
 /// The median and the quartiles of `values`.
 fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
@@ -128,11 +157,12 @@ fn main() -> ExitCode {
     let ours = ours(&Registry::new());
     let flat = flat(&registry);
     println!(
-        "{rounds} interleaved rounds of {REQUESTS} requests each; overhead = case - bare, same round"
+        "{rounds} interleaved rounds of {REQUESTS} requests each, at two stack offsets; \
+         overhead = case - bare, same round and offset"
     );
     println!(
-        "{:<20} {:>12} {:>12} {:>12} {:>22}",
-        "case", "bare ns", "ours ns", "flat ns", "ours/flat overhead"
+        "{:<20} {:>9} {:>9} {:>9} {:>22} {:>12} {:>12}",
+        "case", "bare ns", "ours ns", "flat ns", "ours/flat overhead", "at +0", "at +16"
     );
     for (case, path, client) in [
         ("matched_client", MATCHED, true),
@@ -144,30 +174,36 @@ fn main() -> ExitCode {
         let mut layered = ours.layer(Bare);
         let mut baseline = flat.layer(Bare);
         // Warm up: caches, branch predictors, the series.
-        time(&mut bare, &template);
-        time(&mut layered, &template);
-        time(&mut baseline, &template);
-        let (mut ratios, mut per_request) = (Vec::new(), [Vec::new(), Vec::new(), Vec::new()]);
+        time_both(&mut bare, &template);
+        time_both(&mut layered, &template);
+        time_both(&mut baseline, &template);
+        let mut ratios = [Vec::new(), Vec::new(), Vec::new()];
+        let mut per_request = [Vec::new(), Vec::new(), Vec::new()];
         for round in 0..rounds {
-            let mut timed = [Duration::ZERO; 3];
+            let mut timed = [[Duration::ZERO; 2]; 3];
             for step in 0..3 {
                 let which = (round + step) % 3;
                 timed[which] = match which {
-                    0 => time(&mut bare, &template),
-                    1 => time(&mut layered, &template),
-                    _ => time(&mut baseline, &template),
+                    0 => time_both(&mut bare, &template),
+                    1 => time_both(&mut layered, &template),
+                    _ => time_both(&mut baseline, &template),
                 };
             }
-            let ns = timed.map(|t| t.as_nanos() as f64 / REQUESTS as f64);
-            for (list, value) in per_request.iter_mut().zip(ns) {
+            let ns = timed.map(|both| both.map(|t| t.as_nanos() as f64 / REQUESTS as f64));
+            let overhead_ratio = |at: usize| (ns[1][at] - ns[0][at]) / (ns[2][at] - ns[0][at]);
+            // The figure of the round: both offsets weighed alike.
+            let mean = ns.map(|both| (both[0] + both[1]) / 2.0);
+            for (list, value) in per_request.iter_mut().zip(mean) {
                 list.push(value);
             }
-            ratios.push((ns[1] - ns[0]) / (ns[2] - ns[0]));
+            ratios[0].push((mean[1] - mean[0]) / (mean[2] - mean[0]));
+            ratios[1].push(overhead_ratio(0));
+            ratios[2].push(overhead_ratio(1));
         }
         let medians = per_request.map(|values| spread(values).0);
-        let (median, low, high) = spread(ratios);
+        let [(median, low, high), (at_0, _, _), (at_16, _, _)] = ratios.map(spread);
         println!(
-            "{case:<20} {:>12.1} {:>12.1} {:>12.1} {:>10.2} ({low:.2}–{high:.2})",
+            "{case:<20} {:>9.1} {:>9.1} {:>9.1} {:>10.2} ({low:.2}–{high:.2}) {at_0:>12.2} {at_16:>12.2}",
             medians[0], medians[1], medians[2], median
         );
     }
