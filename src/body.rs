@@ -271,7 +271,7 @@ impl Drop for Tracker {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use std::{
         convert::Infallible,

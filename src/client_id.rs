@@ -1,19 +1,15 @@
 //! Client ids: who made an API request, and the bounded table of the ids
 //! seen so far.
 
-use std::{
-    borrow::Cow,
-    collections::hash_map::RandomState,
-    fmt,
-    hash::BuildHasher,
-    num::NonZeroU32,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        OnceLock,
-    },
-};
+use std::{borrow::Cow, fmt, num::NonZeroU32};
+#[cfg(not(loom))]
+use std::{collections::hash_map::RandomState, hash::BuildHasher};
 
-use crate::{schema::OTHER_CLIENT_ID, segmented::Segmented};
+use crate::{
+    schema::OTHER_CLIENT_ID,
+    segmented::Segmented,
+    sync::{AtomicUsize, OnceLock, Ordering},
+};
 
 /// The id of the API client that made a request, recorded as the
 /// `client_id` label of `api_requests_total`.
@@ -151,7 +147,7 @@ impl ClientTable {
             next: AtomicUsize::new(0),
             max_ids,
             max_len,
-            seed: RandomState::new().hash_one(0x0074_6162_6c65_u64),
+            seed: seed(),
         }
     }
 
@@ -232,8 +228,16 @@ impl ClientTable {
         self.walk(id, true).unwrap_or(self.overflow())
     }
 
+    /// Whether the cap is reached.
+    ///
+    /// Acquire, pairing with the claim's `AcqRel` add: a thread that sees
+    /// the cap reached by a claim also sees the level that claim allocated,
+    /// so its own claiming walk reaches that claim's cell (and waits for it)
+    /// instead of taking a missing level for a sign of overflow. With a
+    /// relaxed load, one id could get its slot on one thread and the
+    /// overflow slot on another (the `loom` models show it).
     fn is_full(&self) -> bool {
-        self.next.load(Ordering::Relaxed) >= self.max_ids
+        self.next.load(Ordering::Acquire) >= self.max_ids
     }
 
     /// Walks the probe path of `id`: its slot if it has one; otherwise, when
@@ -309,6 +313,18 @@ impl ClientTable {
     }
 }
 
+/// A seed per table, so that crafted ids cannot pile up in one window.
+#[cfg(not(loom))]
+fn seed() -> u64 {
+    RandomState::new().hash_one(0x0074_6162_6c65_u64)
+}
+
+/// A fixed seed: a model must take the same paths in every execution.
+#[cfg(loom)]
+fn seed() -> u64 {
+    0x0074_6162_6c65
+}
+
 impl fmt::Debug for ClientTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientTable")
@@ -379,7 +395,7 @@ fn half_word_at(bytes: &[u8]) -> u32 {
     u32::from_le_bytes(word)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::{collections::HashSet, sync::Arc, thread};
@@ -625,5 +641,56 @@ mod tests {
             let name = table.name(slot).unwrap();
             assert_eq!(table.slot(name), slot);
         }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use loom::{sync::Arc, thread};
+
+    use super::*;
+
+    /// The slot `id` is recorded under, as a request with it records:
+    /// `find` at the request's start, `slot` at its end for a new id.
+    fn recorded_slot(table: &ClientTable, id: &str) -> ClientSlot {
+        table.find(id).unwrap_or_else(|| table.slot(id))
+    }
+
+    #[test]
+    fn loom_one_id_racing_for_the_last_slot_gets_it_on_every_thread() {
+        loom::model(|| {
+            let table = Arc::new(ClientTable::new(1, 64));
+            let other = {
+                let table = table.clone();
+                thread::spawn(move || recorded_slot(&table, "acme"))
+            };
+            let here = recorded_slot(&table, "acme");
+            let there = other.join().unwrap();
+            assert_eq!(here, there, "one id, two slots");
+            assert_ne!(here, table.overflow(), "the cap had room for it");
+        });
+    }
+
+    #[test]
+    fn loom_two_ids_racing_for_the_last_slot_each_get_one_slot_everywhere() {
+        loom::model(|| {
+            let table = Arc::new(ClientTable::new(1, 64));
+            let other = {
+                let table = table.clone();
+                thread::spawn(move || {
+                    let first = recorded_slot(&table, "acme");
+                    (first, recorded_slot(&table, "zeta"))
+                })
+            };
+            let zeta = recorded_slot(&table, "zeta");
+            let acme = recorded_slot(&table, "acme");
+            let (acme_there, zeta_there) = other.join().unwrap();
+            assert_eq!((acme, zeta), (acme_there, zeta_there));
+            let own = [acme, zeta]
+                .iter()
+                .filter(|&&slot| slot != table.overflow())
+                .count();
+            assert_eq!(own, 1, "one slot under the cap, and it is used");
+        });
     }
 }

@@ -419,7 +419,7 @@ impl Error for BuildError {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -167,7 +167,7 @@ pub(crate) fn deposit(family: FamilyExtras) {
     });
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

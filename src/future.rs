@@ -195,7 +195,7 @@ impl fmt::Debug for Guard {
             .finish()
     }
 }
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     /// Every request moves its guard several times (into the response
     /// future, into the caller's pinned slot), so its size is paid per

@@ -111,7 +111,7 @@ pub(crate) fn split_template(template: &str, forced: bool) -> Option<(&str, &str
         .then_some((service, method))
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -84,7 +84,7 @@ impl RequestMetricsLayer {
 }
 
 impl<M> RequestMetricsLayer<M> {
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn recorder(&self) -> &Arc<crate::recorder::Recorder> {
         &self.state.recorder
     }
@@ -812,7 +812,7 @@ fn default_shards() -> usize {
     (cores * 2).min(64)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use http::Method;
     use prometheus::{IntCounter, Registry};

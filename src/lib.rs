@@ -472,9 +472,10 @@ mod routes;
 mod schema;
 mod segmented;
 mod service;
+mod sync;
 mod trace_id;
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod test_helpers;
 
 pub use body::ResponseBody;

@@ -105,7 +105,7 @@ impl<B: fmt::Debug> fmt::Debug for RequestBody<B> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use std::{convert::Infallible, future::Future, pin::pin};
 

@@ -288,7 +288,7 @@ impl Routes {
     }
 
     /// The route a request path is recorded under, if any.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn resolve(&self, path: &str) -> Option<RouteId> {
         self.lookup(path).or(self.unmatched)
     }
@@ -537,7 +537,7 @@ fn insert_error(template: &str, error: InsertError) -> BuildError {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use http::Method;
 

@@ -5,7 +5,9 @@
 //! Elements never move once allocated, so `&T` handed out stays valid, and
 //! no lock is taken: each segment is a write-once cell.
 
-use std::{fmt, sync::OnceLock};
+use std::fmt;
+
+use crate::sync::OnceLock;
 
 /// Size of the first segment; segment `k` holds `FIRST << k` elements.
 const FIRST: usize = 8;
@@ -17,12 +19,12 @@ const SEGMENTS: usize = 20;
 /// The largest capacity a [`Segmented`] can have.
 pub(crate) const MAX_CAPACITY: usize = FIRST * ((1 << SEGMENTS) - 1);
 
-pub(crate) struct Segmented<T> {
+pub(crate) struct Segmented<T: 'static> {
     segments: [OnceLock<Box<[T]>>; SEGMENTS],
     capacity: usize,
 }
 
-impl<T: Default> Segmented<T> {
+impl<T: Default + 'static> Segmented<T> {
     /// An array of `capacity` elements (at most [`MAX_CAPACITY`]), none of
     /// them allocated yet.
     pub(crate) fn new(capacity: usize) -> Self {
@@ -73,7 +75,7 @@ impl<T: Default> Segmented<T> {
     }
 
     /// Bytes allocated for elements so far.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn allocated_len(&self) -> usize {
         self.segments
             .iter()
@@ -91,7 +93,7 @@ fn locate(index: usize) -> (usize, usize) {
     (segment, index - FIRST * ((1 << segment) - 1))
 }
 
-impl<T> fmt::Debug for Segmented<T> {
+impl<T: 'static> fmt::Debug for Segmented<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Segmented")
             .field("capacity", &self.capacity)
@@ -99,7 +101,7 @@ impl<T> fmt::Debug for Segmented<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 

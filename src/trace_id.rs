@@ -136,7 +136,7 @@ impl fmt::Debug for TraceId {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use http::HeaderValue;
 

@@ -65,7 +65,7 @@ impl Body for MetricsBody {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::test_helpers::noop_waker;

@@ -148,7 +148,7 @@ fn protobuf(proto: Option<&str>, encoding: Option<&str>) -> Option<Format> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use http::HeaderValue;
 

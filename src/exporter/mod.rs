@@ -323,7 +323,7 @@ impl<B> Service<Request<B>> for MetricsExporter {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use prometheus::IntCounter;
     use tower::ServiceExt;

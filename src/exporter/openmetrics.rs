@@ -235,7 +235,7 @@ fn push_float(out: &mut String, value: f64) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 fn float(value: f64) -> String {
     let mut out = String::new();
     push_float(&mut out, value);
@@ -258,7 +258,7 @@ fn bound_text(bounds: &mut Vec<(u64, String)>, value: f64) -> &str {
     &bounds[index].1
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use prometheus::{
         core::Collector, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry,

@@ -164,7 +164,7 @@ fn exemplar(recorded: &RecordedExemplar) -> pb::Exemplar {
 }
 
 /// Decodes an exposition back into its messages.
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 pub(crate) fn decode(mut bytes: &[u8]) -> Vec<pb::MetricFamily> {
     let mut families = Vec::new();
     while !bytes.is_empty() {
@@ -175,7 +175,7 @@ pub(crate) fn decode(mut bytes: &[u8]) -> Vec<pb::MetricFamily> {
     families
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 

@@ -128,7 +128,7 @@ impl Share {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn holds_a_render(&self) -> bool {
         self.lock().latest.is_some()
     }

@@ -199,7 +199,7 @@ pub(super) fn push_escaped(out: &mut String, text: &str, quotes: bool) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use prometheus::{
         core::Collector, Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, Opts,

@@ -492,7 +492,7 @@ impl Directory {
     }
 
     /// How many groups have their shared shards' pointers allocated.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn groups_with_shared_shards(&self) -> usize {
         self.routes
             .iter()
@@ -504,7 +504,7 @@ impl Directory {
 
     /// Bytes allocated for the directory and the cells so far, not
     /// counting client counters.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn allocated_bytes(&self) -> usize {
         use std::mem::size_of;
         let mut bytes = self.routes.len() * size_of::<OnceLock<Box<RouteGroups>>>();

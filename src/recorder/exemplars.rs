@@ -1,82 +1,41 @@
-//! The latest exemplar of a bucket or a status code, kept without a lock
-//! and without allocating.
+//! The latest exemplar of a bucket or a status code, kept without
+//! allocating.
 //!
-//! A slot is a sequence lock over a few atomics: a writer takes it by
-//! moving the sequence from even to odd, writes, and releases it at the
-//! next even number; a reader retries while the sequence is odd or has
-//! moved. Writers never wait: one that finds the slot taken (two requests
-//! of the same shard and series finishing at the same instant) drops its
-//! exemplar, which an exemplar, a sample by nature, can afford.
+//! A slot is a `Mutex` that writers only ever `try_lock`: one that finds
+//! the slot taken (two requests of the same shard and series finishing at
+//! the same instant) drops its exemplar rather than wait, which an
+//! exemplar, a sample by nature, can afford. An uncontended `try_lock` and
+//! unlock cost what a hand-made sequence lock costs (one compare-exchange
+//! and one store), and need no ordering argument: a scrape locks the slot
+//! and reads a whole exemplar.
 
-use std::sync::atomic::{fence, AtomicU64, Ordering};
-
-use crate::{extras::Exemplar, TraceId};
+use crate::{extras::Exemplar, sync::Mutex};
 
 /// One exemplar's storage.
 #[derive(Debug, Default)]
-pub(super) struct ExemplarSlot {
-    /// Even when stable, odd while written; 0 until the first write.
-    sequence: AtomicU64,
-    trace_high: AtomicU64,
-    trace_low: AtomicU64,
-    value: AtomicU64,
-    timestamp: AtomicU64,
-}
+pub(super) struct ExemplarSlot(Mutex<Option<Exemplar>>);
 
 impl ExemplarSlot {
     /// Keeps `exemplar` unless another writer holds the slot.
     pub(super) fn store(&self, exemplar: &Exemplar) {
-        let sequence = self.sequence.load(Ordering::Relaxed);
-        if sequence % 2 == 1
-            || self
-                .sequence
-                .compare_exchange(sequence, sequence + 1, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
+        // A poisoned slot cannot happen (nothing panics while holding it),
+        // and would hold a whole exemplar anyway.
+        let slot = match self.0.try_lock() {
+            Ok(slot) => Some(slot),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        if let Some(mut slot) = slot {
+            *slot = Some(*exemplar);
         }
-        let bytes = exemplar.trace_id.to_bytes();
-        let (high, low) = bytes.split_at(8);
-        let word = |half: &[u8]| u64::from_be_bytes(half.try_into().unwrap_or_default());
-        self.trace_high.store(word(high), Ordering::Relaxed);
-        self.trace_low.store(word(low), Ordering::Relaxed);
-        self.value
-            .store(exemplar.value.to_bits(), Ordering::Relaxed);
-        self.timestamp
-            .store(exemplar.timestamp.to_bits(), Ordering::Relaxed);
-        self.sequence.store(sequence + 2, Ordering::Release);
     }
 
-    /// The exemplar last stored, if any; `None` also when writers kept the
-    /// slot busy through every attempt.
+    /// The exemplar last stored, if any.
     pub(super) fn load(&self) -> Option<Exemplar> {
-        for _ in 0..64 {
-            let before = self.sequence.load(Ordering::Acquire);
-            if before == 0 {
-                return None;
-            }
-            if before % 2 == 1 {
-                std::hint::spin_loop();
-                continue;
-            }
-            let high = self.trace_high.load(Ordering::Relaxed);
-            let low = self.trace_low.load(Ordering::Relaxed);
-            let value = f64::from_bits(self.value.load(Ordering::Relaxed));
-            let timestamp = f64::from_bits(self.timestamp.load(Ordering::Relaxed));
-            fence(Ordering::Acquire);
-            if self.sequence.load(Ordering::Relaxed) != before {
-                continue;
-            }
-            let mut bytes = [0; 16];
-            bytes[..8].copy_from_slice(&high.to_be_bytes());
-            bytes[8..].copy_from_slice(&low.to_be_bytes());
-            return Some(Exemplar {
-                trace_id: TraceId::from_bytes(bytes)?,
-                value,
-                timestamp,
-            });
+        match self.0.lock() {
+            Ok(slot) => *slot,
+            Err(poisoned) => *poisoned.into_inner(),
         }
-        None
     }
 }
 
@@ -104,11 +63,15 @@ pub(super) fn latest(a: Option<Exemplar>, b: Option<Exemplar>) -> Option<Exempla
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
-    use std::sync::Arc;
+    use std::sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    };
 
     use super::*;
+    use crate::TraceId;
 
     fn exemplar(byte: u8, value: f64) -> Exemplar {
         Exemplar {
@@ -136,24 +99,24 @@ mod tests {
         // Each writer stores exemplars whose every field derives from one
         // byte; a torn read would mix two.
         let slot = Arc::new(ExemplarSlot::default());
+        slot.store(&exemplar(1, 10.0));
+        let done = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (1..=2_u8)
             .map(|byte| {
-                let slot = slot.clone();
+                let (slot, done) = (slot.clone(), done.clone());
                 std::thread::spawn(move || {
-                    for _ in 0..20_000 {
+                    while !done.load(Ordering::Relaxed) {
                         slot.store(&exemplar(byte, f64::from(byte) * 10.0));
                     }
                 })
             })
             .collect();
-        let mut seen = 0;
-        while seen < 20_000 {
-            if let Some(read) = slot.load() {
-                let byte = read.trace_id.to_bytes()[0];
-                assert_eq!(read, exemplar(byte, f64::from(byte) * 10.0));
-                seen += 1;
-            }
+        for _ in 0..20_000 {
+            let read = slot.load().expect("stored before the writers started");
+            let byte = read.trace_id.to_bytes()[0];
+            assert_eq!(read, exemplar(byte, f64::from(byte) * 10.0));
         }
+        done.store(true, Ordering::Relaxed);
         for writer in writers {
             writer.join().unwrap();
         }
@@ -167,5 +130,45 @@ mod tests {
         );
         assert_eq!(latest(None, Some(exemplar(2, 1.0))), Some(exemplar(2, 1.0)));
         assert_eq!(latest(None, None), None);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use loom::{sync::Arc, thread};
+
+    use super::*;
+    use crate::TraceId;
+
+    fn exemplar(byte: u8) -> Exemplar {
+        Exemplar {
+            trace_id: TraceId::from_bytes([byte; 16]).unwrap(),
+            value: f64::from(byte),
+            timestamp: f64::from(byte) * 10.0,
+        }
+    }
+
+    #[test]
+    fn loom_a_scrape_reads_one_whole_exemplar_while_two_requests_store() {
+        loom::model(|| {
+            let slot = Arc::new(ExemplarSlot::default());
+            let writers: Vec<_> = [1, 2]
+                .map(|byte| {
+                    let slot = slot.clone();
+                    thread::spawn(move || slot.store(&exemplar(byte)))
+                })
+                .into();
+            if let Some(read) = slot.load() {
+                let byte = read.trace_id.to_bytes()[0];
+                assert_eq!(read, exemplar(byte), "an exemplar of two requests");
+            }
+            for writer in writers {
+                writer.join().unwrap();
+            }
+            // Both stores may have found the scrape holding the slot.
+            if let Some(kept) = slot.load() {
+                assert!([exemplar(1), exemplar(2)].contains(&kept), "{kept:?}");
+            }
+        });
     }
 }

@@ -166,7 +166,7 @@ pub(crate) fn add(counter: &AtomicU64, by: u64, owned: bool) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use std::{
         collections::HashSet,

@@ -399,13 +399,13 @@ impl Recorder {
         (pending, tally)
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn tables(&self) -> &Tables {
         &self.tables
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 impl Tables {
     /// Bytes the directory and cells hold.
     pub(crate) fn allocated_bytes(&self) -> usize {
@@ -753,7 +753,7 @@ fn unix_seconds() -> f64 {
         .map_or(0.0, |since| since.as_secs_f64())
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use http::{Method, StatusCode};
     use prometheus::proto::MetricFamily;

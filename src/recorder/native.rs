@@ -126,7 +126,7 @@ fn frexp(value: f64) -> (f64, i32) {
     (fraction, exponent)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -71,7 +71,7 @@ pub(super) fn put(shard: Arc<Shard>, here: bool) {
     });
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use std::{sync::Arc, thread};
 
