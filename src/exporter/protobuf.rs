@@ -97,15 +97,25 @@ fn convert(kind: MetricType, metric: &plain::Metric, extras: Option<&MetricExtra
 
 fn histogram(histogram: &plain::Histogram, extras: Option<&MetricExtras>) -> pb::Histogram {
     let exemplars = extras.map_or(&[][..], |e| e.buckets.as_slice());
+    let native = extras.and_then(|e| e.native.as_ref());
+    // One count for both views. The classic buckets and the native ones are
+    // different counters, read one after the other while requests go on, so
+    // their totals can differ by the requests recorded in between. The
+    // native count is the zero bucket plus the buckets, exactly (Prometheus
+    // 2.48 and later reject the whole scrape otherwise); the classic
+    // cumulative counts are capped at it, which keeps them monotonic, each
+    // within the requests in flight of its true value, and never below
+    // what an earlier scrape showed.
+    let count = native.map_or(histogram.get_sample_count(), |native| native.count);
     let buckets = histogram.get_bucket();
     let mut message = pb::Histogram {
-        sample_count: Some(histogram.get_sample_count()),
+        sample_count: Some(count),
         sample_sum: Some(histogram.get_sample_sum()),
         bucket: buckets
             .iter()
             .enumerate()
             .map(|(index, bucket)| pb::Bucket {
-                cumulative_count: Some(bucket.cumulative_count()),
+                cumulative_count: Some(bucket.cumulative_count().min(count)),
                 upper_bound: Some(bucket.upper_bound()),
                 exemplar: exemplars.get(index).and_then(Option::as_ref).map(exemplar),
             })
@@ -116,16 +126,12 @@ fn histogram(histogram: &plain::Histogram, extras: Option<&MetricExtras>) -> pb:
         // The `+Inf` bucket is implied by the count; its exemplar needs the
         // bucket written out.
         message.bucket.push(pb::Bucket {
-            cumulative_count: Some(histogram.get_sample_count()),
+            cumulative_count: Some(count),
             upper_bound: Some(f64::INFINITY),
             exemplar: Some(exemplar(slowest)),
         });
     }
-    if let Some(native) = extras.and_then(|e| e.native.as_ref()) {
-        // The classic and native counts are read one after the other while
-        // requests go on: the larger keeps both views consistent.
-        let count = histogram.get_sample_count().max(native.count);
-        message.sample_count = Some(count);
+    if let Some(native) = native {
         message.schema = Some(native.schema);
         message.zero_threshold = Some(native.zero_threshold);
         message.zero_count = Some(native.zero_count);
@@ -180,6 +186,7 @@ mod tests {
     use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 
     use super::*;
+    use crate::extras::NativeHistogram;
 
     #[test]
     fn families_decode_back_to_what_was_gathered() {
@@ -212,5 +219,50 @@ mod tests {
             .collect();
         assert_eq!(buckets, [(0.5, 1), (1.0, 2)]);
         assert_eq!(wait.schema, None, "no native histogram unless kept");
+    }
+
+    fn classic(count: u64) -> plain::Histogram {
+        let histogram = Histogram::with_opts(
+            HistogramOpts::new("wait_seconds", "Wait.").buckets(vec![0.5, 1.0]),
+        )
+        .unwrap();
+        for _ in 0..count {
+            histogram.observe(0.25);
+        }
+        prometheus::core::Metric::metric(&histogram)
+            .get_histogram()
+            .clone()
+    }
+
+    fn with_native(count: u64) -> MetricExtras {
+        MetricExtras {
+            native: Some(NativeHistogram {
+                schema: 3,
+                zero_count: 0,
+                count,
+                spans: vec![(-8, 1)],
+                deltas: vec![count as i64],
+                ..NativeHistogram::default()
+            }),
+            ..MetricExtras::default()
+        }
+    }
+
+    #[test]
+    fn a_histogram_read_while_a_request_is_recorded_keeps_one_count() {
+        // Classic buckets read one request ahead of the native ones, and
+        // one behind: the count is the native buckets' total either way,
+        // and the classic buckets never pass it.
+        for (classic_count, native_count) in [(4, 3), (3, 4)] {
+            let message = histogram(&classic(classic_count), Some(&with_native(native_count)));
+            assert_eq!(message.sample_count, Some(native_count));
+            let cumulative: Vec<u64> = message
+                .bucket
+                .iter()
+                .map(|b| b.cumulative_count.unwrap())
+                .collect();
+            let expected = classic_count.min(native_count);
+            assert_eq!(cumulative, [expected, expected]);
+        }
     }
 }

@@ -254,3 +254,95 @@ fn a_native_schema_out_of_range_is_a_build_error() {
             .contains(&format!("native_histograms({schema})")));
     }
 }
+
+/// The native histogram's buckets as `(count, zero bucket + buckets)`, and
+/// its classic cumulative counts.
+#[cfg(feature = "protobuf")]
+fn views(histogram: &Histogram) -> (u64, u64, Vec<u64>) {
+    let mut bucket = 0_i64;
+    let mut in_buckets = histogram.zero_count.unwrap_or(0);
+    for delta in &histogram.positive_delta {
+        bucket += delta;
+        in_buckets += u64::try_from(bucket).unwrap();
+    }
+    let classic = histogram
+        .bucket
+        .iter()
+        .map(|b| b.cumulative_count.unwrap())
+        .collect();
+    (histogram.sample_count.unwrap(), in_buckets, classic)
+}
+
+#[cfg(feature = "protobuf")]
+#[test]
+fn every_histogram_of_every_scrape_adds_up_while_requests_are_recorded() {
+    use std::sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    };
+
+    let registry = Registry::new();
+    let layer = RequestMetricsLayer::builder()
+        .route(Route::new("/a"))
+        .route(Route::new("/b/{id}"))
+        .native_histograms(3)
+        .build(&registry)
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let recording: Vec<_> = ["/a", "/b/1"]
+        .into_iter()
+        .map(|path| {
+            let (layer, done) = (layer.clone(), done.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                let mut sent = 0_u64;
+                while !done.load(Ordering::Relaxed) {
+                    runtime.block_on(send(&layer, path, None, 200));
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    let exporter = MetricsExporter::new(registry.clone());
+    let mut checked = 0;
+    // A record adds to the classic buckets, then to the native ones: a
+    // scrape falls between the two about once in ten thousand histograms.
+    for _ in 0..20_000 {
+        let families = decode(&exporter.render_as(Format::Protobuf).unwrap());
+        let histograms = families
+            .iter()
+            .filter(|f| f.name.as_deref() == Some("ctms_requests_duration_seconds"))
+            .flat_map(|f| &f.metric)
+            .filter_map(|metric| metric.histogram.as_ref());
+        for histogram in histograms {
+            let (count, in_buckets, classic) = views(histogram);
+            assert_eq!(
+                count, in_buckets,
+                "a native count that is not its zero bucket plus its buckets: {histogram:?}"
+            );
+            assert!(
+                classic.windows(2).all(|pair| pair[0] <= pair[1])
+                    && classic.last().map_or(true, |&last| last <= count),
+                "classic buckets that do not rise to the count: {histogram:?}"
+            );
+            checked += 1;
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    let sent: u64 = recording.into_iter().map(|t| t.join().unwrap()).sum();
+    // At rest, one scrape counts every request in both views.
+    let families = decode(&exporter.render_as(Format::Protobuf).unwrap());
+    let total: u64 = ["/a", "/b/{id}"]
+        .into_iter()
+        .map(|template| {
+            let (count, in_buckets, _) = views(&histogram(&families, template, "2xx"));
+            assert_eq!(count, in_buckets);
+            count
+        })
+        .sum();
+    assert_eq!(total, sent);
+    assert!(checked > 0);
+}
