@@ -335,12 +335,8 @@
 //! So an idle layer costs about one matchit entry per route, whatever `S`,
 //! and a scrape of it walks one pointer per route.
 //!
-//! Each thread keeps up to 32 references to the shard it last recorded in,
-//! so that a request's future holds the layer's tables without touching a
-//! shared reference count (the in-flight gauge and the byte counts, when
-//! on, still take one of their own). A dropped layer's memory is therefore
-//! freed only once every thread that recorded for it has served a request
-//! of another layer from start to end, or exited. A scrape holds one
+//! A dropped layer's memory is freed when its last service and its last
+//! request in flight are dropped. A scrape holds one
 //! rendered copy of the exposition however many scrapers ask at once (see
 //! [`MetricsExporter`]).
 //!

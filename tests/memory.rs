@@ -63,15 +63,10 @@ static GLOBAL: Counting = Counting;
 /// Held by every test, so that the live byte count is one test's.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Runs `test` alone, on a thread of its own that has exited before the
-/// next test starts: a thread frees some memory only as it exits (the
-/// spare references to the last shard it recorded in, and with them a
-/// dropped layer), which would otherwise land in the next test's count.
+/// Runs `test` alone, so that the live byte count is its own.
 fn alone(test: fn()) {
     let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Err(panic) = std::thread::spawn(test).join() {
-        std::panic::resume_unwind(panic);
-    }
+    test();
 }
 
 fn live() -> isize {

@@ -20,7 +20,6 @@ mod collector;
 mod exemplars;
 mod lease;
 mod native;
-mod spare;
 
 use std::{
     fmt,
@@ -387,7 +386,7 @@ impl Recorder {
         let tally =
             (tables.in_flight || tables.response_bytes).then(|| Tally::new(shard, route, method));
         let pending = Pending {
-            shard: spare::take(shard),
+            shard: shard.clone(),
             route,
             method,
             client_slot: None,
@@ -577,8 +576,6 @@ impl Pending {
                 owned,
             );
         }
-        let here = self.shard.index == shard;
-        spare::put(self.shard, here);
     }
 }
 
