@@ -14,14 +14,14 @@
 //! client's counter — lives in one `Cells`, on cache lines no other shard
 //! writes.
 
-use std::sync::{
-    atomic::{AtomicI64, AtomicU64, Ordering},
-    OnceLock,
+use std::{
+    ops::Deref,
+    sync::{atomic::AtomicI64, OnceLock},
 };
 
 use super::{
     exemplars::{ExemplarSlot, Exemplars},
-    lease,
+    lease::{self, Lease},
     native::NativeLayout,
 };
 use crate::{
@@ -31,6 +31,7 @@ use crate::{
     labels::{CodeSet, MethodLabel, Status, StatusFamily, CODES_PER_FAMILY},
     routes::RouteId,
     segmented::Segmented,
+    sync::{AtomicU64, Ordering},
 };
 
 /// Groups per route: one per method and status family.
@@ -135,54 +136,6 @@ impl Cells {
         self.extras.get_or_init(Box::default)
     }
 
-    /// Adds a request to its status code's own histogram (the
-    /// OpenTelemetry profile), with its native buckets and exemplar when
-    /// those are kept.
-    pub(super) fn add_per_code(
-        &self,
-        status: Status,
-        bucket: usize,
-        elapsed_ns: u64,
-        native: Option<&NativeLayout>,
-        exemplar: Option<Exemplar>,
-        owned: bool,
-    ) {
-        let codes = self
-            .extras()
-            .codes
-            .get_or_init(|| (0..CODES_PER_FAMILY).map(|_| OnceLock::new()).collect());
-        let Some(histogram) = codes.get(status.index_in_family()) else {
-            return;
-        };
-        let buckets = self.buckets.len();
-        let histogram = histogram.get_or_init(|| {
-            Box::new(CodeHistogram {
-                buckets: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
-                ..CodeHistogram::default()
-            })
-        });
-        if let Some(count) = histogram.buckets.get(bucket) {
-            lease::add(count, 1, owned);
-        }
-        lease::add(&histogram.sum_ns, elapsed_ns, owned);
-        if let Some(layout) = native {
-            let counters = histogram
-                .native
-                .get_or_init(|| (0..layout.counters()).map(|_| AtomicU64::new(0)).collect());
-            if let Some(counter) = counters.get(layout.index(elapsed_ns)) {
-                lease::add(counter, 1, owned);
-            }
-        }
-        if let Some(exemplar) = exemplar {
-            let slots = histogram
-                .exemplars
-                .get_or_init(|| (0..buckets).map(|_| ExemplarSlot::default()).collect());
-            if let Some(slot) = slots.get(bucket) {
-                slot.store(&exemplar);
-            }
-        }
-    }
-
     /// The histogram of a status code, if it has counted.
     pub(super) fn code_histogram(&self, code: usize) -> Option<&CodeHistogram> {
         self.extras
@@ -192,24 +145,6 @@ impl Cells {
             .get(code)?
             .get()
             .map(|h| &**h)
-    }
-
-    /// Keeps a request's exemplar on its bucket (with its duration) and on
-    /// its status code (with the count it added, 1).
-    pub(super) fn add_exemplar(&self, status: Status, bucket: usize, exemplar: Exemplar) {
-        let exemplars = self
-            .extras()
-            .exemplars
-            .get_or_init(|| Exemplars::new(self.buckets.len(), CODES_PER_FAMILY));
-        if let Some(slot) = exemplars.buckets.get(bucket) {
-            slot.store(&exemplar);
-        }
-        if let Some(slot) = exemplars.codes.get(status.index_in_family()) {
-            slot.store(&Exemplar {
-                value: 1.0,
-                ..exemplar
-            });
-        }
     }
 
     /// The exemplars of the buckets, `+Inf` last.
@@ -224,17 +159,6 @@ impl Cells {
         self.extras.get()?.exemplars.get()?.codes.get(code)?.load()
     }
 
-    /// Counts a duration of `ns` nanoseconds in the native histogram.
-    pub(super) fn add_native(&self, layout: &NativeLayout, ns: u64, owned: bool) {
-        let counters = self
-            .extras()
-            .native
-            .get_or_init(|| (0..layout.counters()).map(|_| AtomicU64::new(0)).collect());
-        if let Some(counter) = counters.get(layout.index(ns)) {
-            lease::add(counter, 1, owned);
-        }
-    }
-
     /// The native histogram counters, if any request has counted.
     pub(super) fn native(&self) -> Option<impl Iterator<Item = u64> + '_> {
         let counters = self.extras.get()?.native.get()?;
@@ -245,54 +169,11 @@ impl Cells {
         )
     }
 
-    /// Counts a gRPC call's status code.
-    pub(super) fn add_grpc(&self, code: GrpcCode, owned: bool) {
-        let codes = self
-            .grpc
-            .get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
-        lease::add(&codes[code.index()], 1, owned);
-    }
-
     /// The count of a gRPC status code.
     pub(super) fn grpc(&self, code: GrpcCode) -> u64 {
         self.grpc
             .get()
             .map_or(0, |codes| codes[code.index()].load(Ordering::Relaxed))
-    }
-
-    /// Adds one request. `bucket` is the index of its bucket, `client` its
-    /// slot among `slots`; `owned` says that these cells are in the shard
-    /// the current thread holds the lease of.
-    #[inline]
-    pub(super) fn add(
-        &self,
-        status: Status,
-        bucket: usize,
-        elapsed_ns: u64,
-        client: Option<(ClientSlot, usize)>,
-        owned: bool,
-    ) {
-        let code = status.index_in_family();
-        if let Some(count) = self.codes.get(code) {
-            let (word, bit) = CodeSet::position(code);
-            let word = &self.used[word];
-            // A plain load first: after a code's first request the bit is
-            // set, and the read-modify-write is skipped.
-            if word.load(Ordering::Relaxed) & bit == 0 {
-                word.fetch_or(bit, Ordering::Relaxed);
-            }
-            lease::add(count, 1, owned);
-        }
-        if let Some(count) = self.buckets.get(bucket) {
-            lease::add(count, 1, owned);
-        }
-        lease::add(&self.sum_ns, elapsed_ns, owned);
-        if let Some((slot, slots)) = client {
-            let counters = self.clients.get_or_init(|| Box::new(Segmented::new(slots)));
-            if let Some(count) = counters.get_or_alloc(slot.index()) {
-                lease::add(count, 1, owned);
-            }
-        }
     }
 
     /// The codes counted so far.
@@ -326,6 +207,159 @@ impl Cells {
                 .iter()
                 .map(|(slot, count)| (slot, count.load(Ordering::Relaxed)))
         })
+    }
+}
+
+/// Where the current thread records: the owned shard of the lease it
+/// holds, or a shared shard (an index among the shared ones).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Place {
+    Owned(Lease),
+    Shared(usize),
+}
+
+/// The cells of one shard together with the right to add to them:
+/// plainly, for the thread that holds the shard's lease, or with atomic
+/// adds. Only [`Directory::cells`] makes one, from the thread's [`Place`],
+/// so the plain path is taken only with the lease of the very shard the
+/// cells belong to.
+pub(super) struct ShardWriter<'a> {
+    cells: &'a Cells,
+    lease: Option<Lease>,
+}
+
+impl Deref for ShardWriter<'_> {
+    type Target = Cells;
+
+    fn deref(&self) -> &Cells {
+        self.cells
+    }
+}
+
+impl ShardWriter<'_> {
+    #[inline(always)]
+    fn add_to(&self, counter: &AtomicU64, by: u64) {
+        match self.lease {
+            Some(lease) => lease::add_owned(counter, by, lease),
+            None => lease::add_shared(counter, by),
+        }
+    }
+
+    /// Adds a request to its status code's own histogram (the
+    /// OpenTelemetry profile), with its native buckets and exemplar when
+    /// those are kept.
+    pub(super) fn add_per_code(
+        &self,
+        status: Status,
+        bucket: usize,
+        elapsed_ns: u64,
+        native: Option<&NativeLayout>,
+        exemplar: Option<Exemplar>,
+    ) {
+        let codes = self
+            .extras()
+            .codes
+            .get_or_init(|| (0..CODES_PER_FAMILY).map(|_| OnceLock::new()).collect());
+        let Some(histogram) = codes.get(status.index_in_family()) else {
+            return;
+        };
+        let buckets = self.buckets.len();
+        let histogram = histogram.get_or_init(|| {
+            Box::new(CodeHistogram {
+                buckets: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
+                ..CodeHistogram::default()
+            })
+        });
+        if let Some(count) = histogram.buckets.get(bucket) {
+            self.add_to(count, 1);
+        }
+        self.add_to(&histogram.sum_ns, elapsed_ns);
+        if let Some(layout) = native {
+            let counters = histogram
+                .native
+                .get_or_init(|| (0..layout.counters()).map(|_| AtomicU64::new(0)).collect());
+            if let Some(counter) = counters.get(layout.index(elapsed_ns)) {
+                self.add_to(counter, 1);
+            }
+        }
+        if let Some(exemplar) = exemplar {
+            let slots = histogram
+                .exemplars
+                .get_or_init(|| (0..buckets).map(|_| ExemplarSlot::default()).collect());
+            if let Some(slot) = slots.get(bucket) {
+                slot.store(&exemplar);
+            }
+        }
+    }
+
+    /// Keeps a request's exemplar on its bucket (with its duration) and on
+    /// its status code (with the count it added, 1).
+    pub(super) fn add_exemplar(&self, status: Status, bucket: usize, exemplar: Exemplar) {
+        let exemplars = self
+            .extras()
+            .exemplars
+            .get_or_init(|| Exemplars::new(self.buckets.len(), CODES_PER_FAMILY));
+        if let Some(slot) = exemplars.buckets.get(bucket) {
+            slot.store(&exemplar);
+        }
+        if let Some(slot) = exemplars.codes.get(status.index_in_family()) {
+            slot.store(&Exemplar {
+                value: 1.0,
+                ..exemplar
+            });
+        }
+    }
+
+    /// Counts a duration of `ns` nanoseconds in the native histogram.
+    pub(super) fn add_native(&self, layout: &NativeLayout, ns: u64) {
+        let counters = self
+            .extras()
+            .native
+            .get_or_init(|| (0..layout.counters()).map(|_| AtomicU64::new(0)).collect());
+        if let Some(counter) = counters.get(layout.index(ns)) {
+            self.add_to(counter, 1);
+        }
+    }
+
+    /// Counts a gRPC call's status code.
+    pub(super) fn add_grpc(&self, code: GrpcCode) {
+        let codes = self
+            .grpc
+            .get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
+        self.add_to(&codes[code.index()], 1);
+    }
+
+    /// Adds one request. `bucket` is the index of its bucket, `client` its
+    /// slot among `slots`.
+    #[inline]
+    pub(super) fn add(
+        &self,
+        status: Status,
+        bucket: usize,
+        elapsed_ns: u64,
+        client: Option<(ClientSlot, usize)>,
+    ) {
+        let code = status.index_in_family();
+        if let Some(count) = self.codes.get(code) {
+            let (word, bit) = CodeSet::position(code);
+            let word = &self.used[word];
+            // A plain load first: after a code's first request the bit is
+            // set, and the read-modify-write is skipped.
+            if word.load(Ordering::Relaxed) & bit == 0 {
+                word.fetch_or(bit, Ordering::Relaxed);
+            }
+            self.add_to(count, 1);
+        }
+        if let Some(count) = self.buckets.get(bucket) {
+            self.add_to(count, 1);
+        }
+        self.add_to(&self.sum_ns, elapsed_ns);
+        if let Some((slot, slots)) = client {
+            let counters = self.clients.get_or_init(|| Box::new(Segmented::new(slots)));
+            if let Some(count) = counters.get_or_alloc(slot.index()) {
+                self.add_to(count, 1);
+            }
+        }
     }
 }
 
@@ -457,11 +491,31 @@ impl Directory {
             .is_some_and(|r| r.get().is_some())
     }
 
-    /// The cells `shard` adds to for (route, method, family), created (with
+    /// The cells `place` adds to for (route, method, family), created (with
     /// whatever levels above them are missing) on first use. `None` only
     /// for a route or shard of another layer, which cannot reach here.
     #[inline]
     pub(super) fn cells(
+        &self,
+        route: RouteId,
+        method: MethodLabel,
+        family: StatusFamily,
+        place: Place,
+    ) -> Option<ShardWriter<'_>> {
+        let (shard, lease) = match place {
+            Place::Owned(lease) => (lease.index(), Some(lease)),
+            Place::Shared(shared) => (self.owned + shared, None),
+        };
+        Some(ShardWriter {
+            cells: self.shard_cells(route, method, family, shard)?,
+            lease,
+        })
+    }
+
+    /// The cells of shard `shard` (owned ones first, then shared ones),
+    /// created on first use.
+    #[inline]
+    fn shard_cells(
         &self,
         route: RouteId,
         method: MethodLabel,
@@ -489,6 +543,22 @@ impl Directory {
                 .get(shared)?,
         };
         Some(cells.get_or_init(|| Box::new(Cells::new(self.buckets))))
+    }
+
+    /// The cells of any shard, owned or shared, with atomic adds: for a
+    /// test that writes them from one thread.
+    #[cfg(all(test, not(loom)))]
+    pub(super) fn cells_of_shard(
+        &self,
+        route: RouteId,
+        method: MethodLabel,
+        family: StatusFamily,
+        shard: usize,
+    ) -> Option<ShardWriter<'_>> {
+        Some(ShardWriter {
+            cells: self.shard_cells(route, method, family, shard)?,
+            lease: None,
+        })
     }
 
     /// How many groups have their shared shards' pointers allocated.

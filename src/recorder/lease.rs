@@ -18,25 +18,55 @@
 //! A thread keeps the index it got for its whole life: one that got an
 //! index at or past a layer's owned shards stays a sharer there even after
 //! lower indexes are given back.
+//!
+//! Ownership is a value, not a flag: a [`Lease`] is made only here, from
+//! the index the current thread holds, cannot leave the thread, and is what
+//! the plain-store path [`add_owned`] takes. The handover's orderings are
+//! model-checked (`loom_models` below): with either the release or the
+//! acquire weakened to relaxed, the model loses a count.
 
-use std::{
-    cell::Cell,
-    sync::atomic::{AtomicU64, Ordering},
-};
+use std::{cell::Cell, marker::PhantomData};
+
+use crate::sync::{AtomicU64, Ordering};
 
 /// Leases in the pool: as many as a layer can have shards.
 pub(crate) const POOL: usize = crate::MAX_SHARDS;
 const _: () = assert!(POOL % 64 == 0, "the pool is kept in whole words");
 
 /// What a thread holds when it holds no lease.
-pub(crate) const NONE: usize = usize::MAX;
+const NONE: usize = usize::MAX;
 
 /// A thread that has not recorded yet has not asked.
 const UNASKED: usize = usize::MAX - 1;
 const _: () = assert!(UNASKED >= POOL, "no lease index reads as unasked");
 
-/// The process's leases.
-static LEASES: Pool = Pool::new();
+/// The proof that the current thread holds the lease of a shard index, and
+/// so is the one writer of the owned shards of that index: what the plain
+/// load-and-store path ([`add_owned`]) takes. Only this module makes one,
+/// from the lease the thread holds, and it cannot leave that thread
+/// (neither `Send` nor `Sync`), which outlives it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lease {
+    index: usize,
+    _this_thread: PhantomData<*const ()>,
+}
+
+impl Lease {
+    /// The lease of `index`, for a thread that holds it.
+    #[inline]
+    fn held_as(index: usize) -> Option<Self> {
+        (index < POOL).then_some(Self {
+            index,
+            _this_thread: PhantomData,
+        })
+    }
+
+    /// The shard index it is the lease of.
+    #[inline]
+    pub(crate) fn index(self) -> usize {
+        self.index
+    }
+}
 
 /// One bit per lease, set while a thread holds it.
 pub(crate) struct Pool {
@@ -44,9 +74,17 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
+    #[cfg(not(loom))]
     const fn new() -> Self {
         Self {
             taken: [const { AtomicU64::new(0) }; POOL / 64],
+        }
+    }
+
+    #[cfg(loom)]
+    fn new() -> Self {
+        Self {
+            taken: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
@@ -56,7 +94,9 @@ impl Pool {
             let mut bits = word.load(Ordering::Relaxed);
             while bits != u64::MAX {
                 let bit = (!bits).trailing_zeros() as usize;
-                // Acquire: pairs with the previous holder's release.
+                // Acquire: pairs with the previous holder's release, so the
+                // new holder's plain loads see every count the old one
+                // stored.
                 match word.compare_exchange_weak(
                     bits,
                     bits | (1 << bit),
@@ -79,52 +119,68 @@ impl Pool {
     }
 }
 
+#[cfg(not(loom))]
+/// The process's leases.
+static LEASES: Pool = Pool::new();
+
+// The models build pools of their own; this one only has to compile.
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref LEASES: Pool = Pool::new();
+}
+
 thread_local! {
     /// The thread's lease, [`UNASKED`] or [`NONE`]. Read on every
     /// request, so a plain cell with no destructor to check for.
     static INDEX: Cell<usize> = const { Cell::new(UNASKED) };
     /// Gives the lease back when the thread exits.
-    static HOLDER: Holder = const { Holder };
+    static HOLDER: Holder = const { Holder { index: Cell::new(NONE) } };
 }
 
-/// Gives the thread's lease back when the thread exits.
-struct Holder;
+/// Gives the thread's lease back when the thread exits. It keeps the index
+/// itself rather than read [`INDEX`] then, which may be destroyed first
+/// where thread-locals are kept by the OS.
+struct Holder {
+    index: Cell<usize>,
+}
 
 impl Drop for Holder {
     fn drop(&mut self) {
-        // NONE from now on, not UNASKED: a thread tearing down takes no
-        // lease it could not give back.
-        let index = INDEX.try_with(|index| index.replace(NONE)).unwrap_or(NONE);
+        // NONE from now on: a request recorded from another thread-local's
+        // destructor must not write the shard the next holder will own.
+        // Where `INDEX` is already gone, no one can read it.
+        let _ = INDEX.try_with(|index| index.set(NONE));
+        let index = self.index.replace(NONE);
         if index < POOL {
             LEASES.give_back(index);
         }
     }
 }
 
-/// The current thread's lease index, taken on first use: below [`POOL`],
-/// or [`NONE`] when the pool was empty or the thread is exiting.
+/// The current thread's lease, taken on first use; `Err` with a number
+/// that differs from thread to thread when the pool had none left or the
+/// thread is exiting.
 #[inline]
-pub(crate) fn current() -> usize {
-    match held() {
+pub(crate) fn current() -> Result<Lease, usize> {
+    let index = match INDEX.try_with(Cell::get).unwrap_or(NONE) {
         UNASKED => ask(),
         index => index,
-    }
+    };
+    Lease::held_as(index).ok_or_else(spread)
 }
 
-/// The current thread's lease index as held: [`UNASKED`] (which is no
-/// index below [`POOL`]) until [`current`] has been called once. For a
-/// fast path that needs only to know whether the thread holds an index
-/// below some bound, and calls [`current`] when it does not.
+/// The lease the current thread holds, without asking for one: for a
+/// fast path that calls [`current`] when there is none.
 #[inline]
-pub(crate) fn held() -> usize {
+pub(crate) fn held() -> Option<Lease> {
     // `try_with`: where thread-locals are kept by the OS rather than
     // natively, even one without a destructor can be gone at exit.
-    INDEX.try_with(Cell::get).unwrap_or(NONE)
+    Lease::held_as(INDEX.try_with(Cell::get).unwrap_or(NONE))
 }
 
 /// A number that differs from thread to thread, for spreading threads
 /// without a lease: a hash of where this thread keeps its lease.
-pub(crate) fn spread() -> usize {
+fn spread() -> usize {
     let address = INDEX.try_with(|cell| std::ptr::from_ref(cell) as usize);
     // Thread-locals of different threads sit at the same offset in their
     // pages, so the low bits alone would not differ; the multiplication
@@ -136,34 +192,39 @@ pub(crate) fn spread() -> usize {
 #[inline(never)]
 fn ask() -> usize {
     // The holder first: a lease is taken only when it will be given back.
-    let index = match HOLDER.try_with(|_| ()) {
-        Ok(()) => LEASES.take().unwrap_or(NONE),
+    let index = HOLDER
+        .try_with(|holder| {
+            let index = LEASES.take().unwrap_or(NONE);
+            holder.index.set(index);
+            index
+        })
+        .unwrap_or(NONE);
+    match INDEX.try_with(|cell| cell.set(index)) {
+        Ok(()) => index,
+        // Nowhere to keep it: unused until the holder gives it back.
         Err(_) => NONE,
-    };
-    if INDEX.try_with(|cell| cell.set(index)).is_err() {
-        // Nowhere to keep it, so the holder could not give it back.
-        if index < POOL {
-            LEASES.give_back(index);
-        }
-        return NONE;
     }
-    index
 }
 
-/// Adds `by` to a counter the current thread owns (`owned`), or shares.
+/// Adds `by` to a counter of a shard that `lease` owns.
 ///
-/// The plain load and store are exact only because no other thread writes
-/// the counter while this one holds the lease of its shard.
+/// A plain load and store, no locked instruction: exact because no other
+/// thread writes the counter while this one holds the lease, and because
+/// the lease passes from holder to holder through the pool's release and
+/// acquire.
 #[inline(always)]
-pub(crate) fn add(counter: &AtomicU64, by: u64, owned: bool) {
-    if owned {
-        counter.store(
-            counter.load(Ordering::Relaxed).wrapping_add(by),
-            Ordering::Relaxed,
-        );
-    } else {
-        counter.fetch_add(by, Ordering::Relaxed);
-    }
+pub(crate) fn add_owned(counter: &AtomicU64, by: u64, lease: Lease) {
+    let _ = lease;
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Relaxed,
+    );
+}
+
+/// Adds `by` to a counter that other threads may add to at the same time.
+#[inline(always)]
+pub(crate) fn add_shared(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
 }
 
 #[cfg(all(test, not(loom)))]
@@ -185,13 +246,18 @@ mod tests {
             .map(|_| {
                 let (barrier, seen) = (barrier.clone(), seen.clone());
                 thread::spawn(move || {
-                    let lease = current();
-                    assert!(lease < POOL, "the pool has room for {THREADS} threads");
+                    let lease = current()
+                        .expect("the pool has room for every thread")
+                        .index();
                     assert!(
                         seen.lock().unwrap().insert(lease),
                         "lease {lease} handed to two live threads"
                     );
-                    assert_eq!(current(), lease, "a thread keeps its lease");
+                    assert_eq!(
+                        current().unwrap().index(),
+                        lease,
+                        "a thread keeps its lease"
+                    );
                     // Every thread holds its lease until all have taken one.
                     barrier.wait();
                 })
@@ -209,8 +275,10 @@ mod tests {
         // leases: the later ones get one only if the earlier gave theirs
         // back.
         for _ in 0..2 * POOL {
-            let lease = thread::spawn(current).join().unwrap();
-            assert!(lease < POOL, "the pool ran dry: leases are not given back");
+            let lease = thread::spawn(|| current().map(Lease::index))
+                .join()
+                .unwrap();
+            assert!(lease.is_ok(), "the pool ran dry: leases are not given back");
         }
     }
 
@@ -276,7 +344,7 @@ mod tests {
                 let counter = counter.clone();
                 thread::spawn(move || {
                     for _ in 0..10_000 {
-                        add(&counter, 1, false);
+                        add_shared(&counter, 1);
                     }
                 })
             })
@@ -285,5 +353,41 @@ mod tests {
             thread.join().unwrap();
         }
         assert_eq!(counter.load(Ordering::Relaxed), 40_000);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use loom::{sync::Arc, thread};
+
+    use super::*;
+
+    /// What a recording thread does with its lease: takes the lowest free
+    /// one, adds to its shard's counter without a locked instruction, and
+    /// gives it back as it exits (the holder's part).
+    fn record_once(pool: &Pool, counters: &[AtomicU64; 2]) {
+        let index = pool.take().expect("the pool has room");
+        let lease = Lease::held_as(index).expect("an index of the pool");
+        add_owned(&counters[lease.index()], 1, lease);
+        pool.give_back(index);
+    }
+
+    #[test]
+    fn loom_a_lease_handed_from_an_exiting_thread_carries_every_count() {
+        loom::model(|| {
+            let pool = Arc::new(Pool::new());
+            // The counters of two shard indexes, as in every layer's owned
+            // shards.
+            let counters = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+            let other = {
+                let (pool, counters) = (pool.clone(), counters.clone());
+                thread::spawn(move || record_once(&pool, &counters))
+            };
+            record_once(&pool, &counters);
+            record_once(&pool, &counters);
+            other.join().unwrap();
+            let total: u64 = counters.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+            assert_eq!(total, 3, "a count lost in a handover");
+        });
     }
 }

@@ -21,21 +21,14 @@ mod exemplars;
 mod lease;
 mod native;
 
-use std::{
-    fmt,
-    num::NonZeroU32,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-};
+use std::{fmt, num::NonZeroU32, sync::Arc};
 
 use http::Method;
 use prometheus::Registry;
 
 pub use self::native::{DEFAULT_NATIVE_SCHEMA, MAX_NATIVE_SCHEMA};
 use self::{
-    cells::{Cells, Directory},
+    cells::{Directory, Place, ShardWriter},
     native::NativeLayout,
 };
 use crate::{
@@ -46,6 +39,7 @@ use crate::{
     labels::{CodeSet, MethodLabel, Status, StatusFamily},
     routes::{RouteId, Routes},
     schema::{Family, Profile},
+    sync::{AtomicU64, Ordering},
     BuildError, ClientId, TraceId,
 };
 
@@ -157,14 +151,13 @@ pub(crate) struct Tables {
 }
 
 impl Tables {
-    /// The shard the current thread writes to, and whether it owns it.
+    /// Where the current thread records.
     #[inline]
-    fn place(&self) -> (usize, bool) {
-        let lease = lease::held();
-        if lease < self.owned_shards {
-            return (lease, true);
+    fn place(&self) -> Place {
+        match lease::held() {
+            Some(lease) if lease.index() < self.owned_shards => Place::Owned(lease),
+            _ => self.place_unowned(),
         }
-        self.place_unowned()
     }
 
     /// [`place`](Self::place) for a thread that has not asked for a lease
@@ -172,20 +165,22 @@ impl Tables {
     /// shared shard, spread by lease, or by thread when the pool had none
     /// left. Out of line, to keep the owners' path short.
     #[inline(never)]
-    fn place_unowned(&self) -> (usize, bool) {
-        let lease = lease::current();
-        if lease < self.owned_shards {
-            return (lease, true);
-        }
-        let spread = if lease == lease::NONE {
-            lease::spread()
-        } else {
-            lease
+    fn place_unowned(&self) -> Place {
+        let spread = match lease::current() {
+            Ok(lease) if lease.index() < self.owned_shards => return Place::Owned(lease),
+            Ok(lease) => lease.index(),
+            Err(spread) => spread,
         };
-        (
-            self.owned_shards + (spread & (self.owned_shards - 1)),
-            false,
-        )
+        Place::Shared(spread & (self.owned_shards - 1))
+    }
+
+    /// The index of the shard at `place` among all the shards.
+    #[inline]
+    fn shard_index(&self, place: Place) -> usize {
+        match place {
+            Place::Owned(lease) => lease.index(),
+            Place::Shared(shared) => self.owned_shards + shared,
+        }
     }
 }
 
@@ -209,6 +204,18 @@ pub(crate) struct Shard {
     tables: Arc<Tables>,
     index: usize,
     unmatched: AtomicU64,
+}
+
+impl Shard {
+    /// Counts a request that matched no template, from the thread at
+    /// `place`, which is this shard's.
+    #[inline]
+    fn count_unmatched(&self, place: Place) {
+        match place {
+            Place::Owned(lease) => lease::add_owned(&self.unmatched, 1, lease),
+            Place::Shared(_) => lease::add_shared(&self.unmatched, 1),
+        }
+    }
 }
 
 impl fmt::Debug for Shard {
@@ -332,11 +339,11 @@ impl Recorder {
         collector::register(self, registry)
     }
 
-    /// The shard the current thread writes to, and whether it owns it.
+    /// The shard the current thread writes to, and where it is.
     #[inline]
-    fn shard(&self) -> (&Arc<Shard>, bool) {
-        let (index, owned) = self.tables.place();
-        (&self.shards[index], owned)
+    fn shard(&self) -> (&Arc<Shard>, Place) {
+        let place = self.tables.place();
+        (&self.shards[self.tables.shard_index(place)], place)
     }
 
     /// Starts recording a request that has just arrived: `None` for a path
@@ -345,12 +352,12 @@ impl Recorder {
     /// body ends, if the configuration counts anything then.
     #[inline]
     pub(crate) fn start(&self, path: &str, method: &Method) -> Option<(Pending, Option<Tally>)> {
-        let (shard, owned) = self.shard();
+        let (shard, place) = self.shard();
         let tables = &*self.tables;
         let route = match tables.routes.lookup(path) {
             Some(route) => route,
             None => {
-                lease::add(&shard.unmatched, 1, owned);
+                shard.count_unmatched(place);
                 tables.routes.unmatched()?
             }
         };
@@ -542,10 +549,10 @@ impl Pending {
         };
         // The shard of the thread recording, which need not be the one
         // the request started on.
-        let (shard, owned) = tables.place();
+        let place = tables.place();
         let Some(cells) = tables
             .directory
-            .cells(self.route, self.method, status.family(), shard)
+            .cells(self.route, self.method, status.family(), place)
         else {
             return;
         };
@@ -555,25 +562,18 @@ impl Pending {
             .position(|&bound| elapsed_ns <= bound)
             .unwrap_or(bounds.len());
         let slots = tables.clients.slots();
-        cells.add(
-            status,
-            bucket,
-            elapsed_ns,
-            client.map(|slot| (slot, slots)),
-            owned,
-        );
+        cells.add(status, bucket, elapsed_ns, client.map(|slot| (slot, slots)));
         if let Some(code) = grpc {
-            cells.add_grpc(code, owned);
+            cells.add_grpc(code);
         }
         if tables.extras {
             add_extras(
                 tables,
-                cells,
+                &cells,
                 status,
                 bucket,
                 elapsed_ns,
                 TraceId::from_bytes(self.trace),
-                owned,
             );
         }
     }
@@ -707,12 +707,11 @@ pub(crate) fn seconds_to_ns(seconds: f64) -> u64 {
 #[inline(never)]
 fn add_extras(
     tables: &Tables,
-    cells: &Cells,
+    cells: &ShardWriter<'_>,
     status: Status,
     bucket: usize,
     elapsed_ns: u64,
     trace: Option<TraceId>,
-    owned: bool,
 ) {
     let exemplar = trace.map(|trace_id| Exemplar {
         trace_id,
@@ -722,21 +721,14 @@ fn add_extras(
     if tables.per_code {
         // The code's own histogram carries the native buckets and the
         // bucket exemplar; the counter exemplar stays per code as always.
-        cells.add_per_code(
-            status,
-            bucket,
-            elapsed_ns,
-            tables.native.as_ref(),
-            exemplar,
-            owned,
-        );
+        cells.add_per_code(status, bucket, elapsed_ns, tables.native.as_ref(), exemplar);
         if let Some(exemplar) = exemplar {
             cells.add_exemplar(status, bucket, exemplar);
         }
         return;
     }
     if let Some(layout) = &tables.native {
-        cells.add_native(layout, elapsed_ns, owned);
+        cells.add_native(layout, elapsed_ns);
     }
     if let Some(exemplar) = exemplar {
         cells.add_exemplar(status, bucket, exemplar);
@@ -777,7 +769,7 @@ mod tests {
             let route = tables.routes.ids().nth(route).unwrap();
             let cells = tables
                 .directory
-                .cells(route, MethodLabel::of(method), status.family(), shard)
+                .cells_of_shard(route, MethodLabel::of(method), status.family(), shard)
                 .unwrap();
             let bucket = tables
                 .bounds_ns
@@ -785,7 +777,7 @@ mod tests {
                 .position(|&bound| elapsed_ns <= bound)
                 .unwrap_or(tables.bounds_ns.len());
             let client = client.map(|id| (tables.clients.slot(id), tables.clients.slots()));
-            cells.add(status, bucket, elapsed_ns, client, false);
+            cells.add(status, bucket, elapsed_ns, client);
         }
     }
 
@@ -855,9 +847,9 @@ mod tests {
         for (shard, byte, timestamp) in [(0, 1, 10.0), (2, 2, 20.0), (3, 3, 15.0)] {
             let cells = tables
                 .directory
-                .cells(route, MethodLabel::of(&Method::GET), status.family(), shard)
+                .cells_of_shard(route, MethodLabel::of(&Method::GET), status.family(), shard)
                 .unwrap();
-            cells.add(status, 0, 1_000, None, false);
+            cells.add(status, 0, 1_000, None);
             let exemplar = Exemplar {
                 trace_id: TraceId::from_bytes([byte; 16]).unwrap(),
                 value: 1e-6,

@@ -306,7 +306,7 @@ fn every_histogram_of_every_scrape_adds_up_while_requests_are_recorded() {
             })
         })
         .collect();
-    let exporter = MetricsExporter::new(registry.clone());
+    let exporter = MetricsExporter::new(registry);
     let mut checked = 0;
     // A record adds to the classic buckets, then to the native ones: a
     // scrape falls between the two about once in ten thousand histograms.
