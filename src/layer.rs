@@ -8,7 +8,7 @@ use tower_layer::Layer;
 
 use crate::{
     client_id::{ClientTable, MAX_CLIENT_IDS_LIMIT, MAX_CLIENT_ID_LEN_LIMIT},
-    grpc::split_template,
+    grpc::is_grpc_route,
     labels::Status,
     recorder::MAX_NATIVE_SCHEMA,
     recorder::{seconds_to_ns, Recorder, RecorderConfig, RoutePreinit},
@@ -674,19 +674,19 @@ impl<M: RequestBodyMode> Builder<M> {
         })
     }
 
-    /// Which routes are gRPC routes, by route id: templates of the shape
-    /// `/package.Service/Method`, or any `/Service/Method` marked
-    /// [`grpc`](Route::grpc).
+    /// Which routes are gRPC routes, whose gRPC series start at zero, by
+    /// route id: templates of the shape `/package.Service/Method`, or any
+    /// `/Service/Method` marked [`grpc`](Route::grpc).
     fn grpc_routes(&self, routes: &Routes) -> Result<Vec<bool>, BuildError> {
         let mut grpc = vec![false; routes.len()];
         for (id, route) in routes.ids().zip(&self.routes) {
-            let split = split_template(&route.template, route.grpc).is_some();
-            if route.grpc && !split {
+            let is_grpc = is_grpc_route(&route.template, route.grpc);
+            if route.grpc && !is_grpc {
                 return Err(BuildError::NotAGrpcTemplate {
                     template: route.template.clone(),
                 });
             }
-            grpc[id.index()] = split;
+            grpc[id.index()] = is_grpc;
         }
         Ok(grpc)
     }
@@ -1322,17 +1322,20 @@ mod tests {
         let registry = Registry::new();
         RequestMetricsLayer::builder()
             .route(Route::new("/Greeter/SayHello").grpc())
+            .route(Route::new("/demo.v1.Catalog/{method}").grpc())
+            .route(Route::new("/other.v1.Service/{method}"))
             .route(Route::new("/not/grpc"))
             .build(&registry)
             .unwrap();
         let text = render(&registry);
         assert_eq!(
             count_series(&text, "ctms_grpc_requests_total"),
-            17,
+            2 * 17,
             "{text}"
         );
-        assert!(text.contains(r#"grpc_service="Greeter""#));
-        for template in ["/a/{x}", "/Greeter", "/a/b/c"] {
+        assert!(text.contains(r#"grpc_method="SayHello",grpc_service="Greeter""#));
+        assert!(text.contains(r#"grpc_method="{method}",grpc_service="demo.v1.Catalog""#));
+        for template in ["/Greeter", "/a/b/c", "/{*rest}", "/a.b/"] {
             let error = build(RequestMetricsLayer::builder().route(Route::new(template).grpc()))
                 .unwrap_err();
             assert!(
@@ -1340,6 +1343,13 @@ mod tests {
                 "{template}: {error:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_layer_without_grpc_routes_shows_no_grpc_family() {
+        let registry = Registry::new();
+        one_route().build(&registry).unwrap();
+        assert!(!render(&registry).contains("grpc"));
     }
 
     #[test]

@@ -43,9 +43,10 @@
 //! | `ctms_api_requests_total` | counter | `client_id`, `method`, `path_template`, `status_code_family` |
 //! | `ctms_requests_unmatched_total` | counter | none |
 //!
-//! and, when asked for (see [When a request is recorded](#when-a-request-is-recorded)
-//! and [gRPC](#grpc)): `ctms_grpc_requests_total`, `ctms_requests_in_flight`,
-//! `ctms_response_body_bytes_total` and `ctms_request_body_bytes_total`.
+//! and `ctms_grpc_requests_total` for gRPC calls (see [gRPC](#grpc)), and,
+//! when asked for (see [When a request is recorded](#when-a-request-is-recorded)):
+//! `ctms_requests_in_flight`, `ctms_response_body_bytes_total` and
+//! `ctms_request_body_bytes_total`.
 //!
 //! These are the families of the CTMS format, named after Mozilla's Contact
 //! Management System, whose Python service defined them.
@@ -150,9 +151,11 @@
 //! A gRPC server answers HTTP 200 and carries the call's status in
 //! `grpc-status`: in the response headers of an immediate error, otherwise
 //! in the trailers after the last message. So that a failing gRPC service
-//! does not look healthy, a gRPC call (a request whose `content-type` is
-//! `application/grpc`, with or without a `+proto` or `;…` suffix) to a
-//! **gRPC route** is recorded at the end of its body, with its gRPC status:
+//! does not look healthy, every gRPC call (a `POST` whose `content-type` is
+//! `application/grpc`, with or without a `+proto` or `;…` suffix) is
+//! recorded at the end of its body, with its gRPC status, whatever template
+//! it matched (a method's path, a parameterised or catch-all template, a
+//! plain one, or the [unmatched value](Builder::record_unmatched_as)):
 //!
 //! - in the CTMS families with the status's HTTP equivalent (the mapping of
 //!   Google's API design guide and grpc-gateway: `OK` 200, `CANCELLED` 499,
@@ -167,13 +170,46 @@
 //!
 //! A call whose body is dropped before its trailers is `CANCELLED`; a
 //! missing or unparsable status is `UNKNOWN` (or, when the HTTP status is
-//! an error, the code gRPC maps it to). A gRPC route is a template of the
-//! shape `/package.Service/Method` (or `/Service/Method` marked
-//! [`Route::grpc`]); its `grpc_requests_total` series exist at zero for
-//! every code from the start, and the labels stay bounded because only
-//! registered templates are recorded. With tonic, register one route per
-//! method and add the layer with `Server::builder().layer(..)`;
-//! `examples/grpc_health.rs` does so for tonic-health.
+//! an error, the code gRPC maps it to).
+//!
+//! `grpc_service` and `grpc_method` are taken from the template the call
+//! was recorded under, never from the request path, so they are as bounded
+//! as the templates: one series per code and template.
+//!
+//! | template | `grpc_service` | `grpc_method` |
+//! |---|---|---|
+//! | `/grpc.health.v1.Health/Check` | `grpc.health.v1.Health` | `Check` |
+//! | `/demo.v1.Catalog/{method}` | `demo.v1.Catalog` | `{method}` |
+//! | any other: `/{*path}`, `/api`, `/a/b/c`, the unmatched value | the template itself | empty |
+//!
+//! So `/demo.v1.Catalog/{method}` counts all of a service's methods
+//! together, under `grpc_method="{method}"`; register one route per method
+//! to tell them apart. No two templates give the same pair of values.
+//!
+//! A **gRPC route** is a template of the shape `/package.Service/Method`,
+//! or any `/Service/Method` marked [`Route::grpc`], whose method may be a
+//! parameter (`/demo.v1.Catalog/{method}`): its `grpc_requests_total`
+//! series exist at zero for every code from the start. Any other template
+//! lists its 17 series once a gRPC call has been recorded on it. The family
+//! is always registered, and a scrape leaves it out while it has no series,
+//! so a layer that never sees gRPC exposes nothing more. With tonic, add
+//! the layer with `Server::builder().layer(..)`; `examples/grpc_health.rs`
+//! does so for tonic-health.
+//!
+//! **grpc-web** (`application/grpc-web`, `application/grpc-web+proto`,
+//! `application/grpc-web-text`) carries its status in a trailer frame
+//! inside the response body, which the layer does not read: a grpc-web call
+//! is recorded as any HTTP request, with its HTTP status (usually 200,
+//! whatever its gRPC status; 4xx or 5xx only when the HTTP status itself is
+//! an error) at the [recording point](Builder::recording_point), and it is
+//! not counted in `ctms_grpc_requests_total`. To record grpc-web calls with
+//! their gRPC status, put the metrics layer **inside** the layer that
+//! translates grpc-web into gRPC: tonic-web's `GrpcWebLayer` hands its
+//! inner service `application/grpc` requests and reads the trailers of its
+//! answers, so there they are gRPC calls like any other. (`GrpcWebLayer`
+//! wants its inner service to answer with tonic's body: turn the layer's
+//! [`ResponseBody`] back into one with
+//! `map_response(|response| response.map(tonic::body::Body::new))`.)
 //!
 //! # Client ids
 //!
@@ -257,8 +293,8 @@
 //!   `hyper_util::service::TowerToHyperService`); `examples/hyper_server.rs`
 //!   does so with a `ServiceBuilder` stack in the recommended order.
 //! - **tonic**: add it with `Server::builder().layer(..)`; gRPC paths are
-//!   `/package.Service/Method`, so register those as templates (see
-//!   [gRPC](#grpc)).
+//!   `/package.Service/Method`, so register those as templates, one per
+//!   method or `/package.Service/{method}` per service (see [gRPC](#grpc)).
 //!
 //! Among other layers, the order decides what is recorded:
 //!
@@ -293,7 +329,9 @@
 //!   histograms of `B + 3` lines each;
 //! - `ctms_api_requests_total`: at most `R × 10 × 9 × (C + 1)`;
 //! - `ctms_requests_unmatched_total`: one;
-//! - `ctms_grpc_requests_total`: 17 codes per gRPC route;
+//! - `ctms_grpc_requests_total`: at most `17 × R` (17 codes per template,
+//!   listed for gRPC routes and for templates that have recorded a gRPC
+//!   call);
 //! - `ctms_requests_in_flight`, `ctms_response_body_bytes_total`,
 //!   `ctms_request_body_bytes_total` (when asked for): at most `R × 10`
 //!   each.
@@ -302,7 +340,8 @@
 //! because:
 //!
 //! - raw paths are never recorded; unmatched ones are counted apart, or
-//!   share one value;
+//!   share one value; gRPC service and method names come from the
+//!   templates too;
 //! - methods outside the standard nine are recorded as `OTHER`;
 //! - status codes are 100–999 by construction of [`http::StatusCode`];
 //! - client ids are capped at [`DEFAULT_MAX_CLIENT_IDS`] distinct ids and

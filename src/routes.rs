@@ -13,7 +13,9 @@ use crate::{bits::BitSet, BuildError};
 ///
 /// The methods and status codes listed here only decide which series exist
 /// at zero from the start: a request with any other method or status on this
-/// route is still recorded, its series created on first use.
+/// route is still recorded, its series created on first use. A gRPC call is
+/// recorded with its gRPC status whatever the template; see
+/// [`grpc`](Self::grpc).
 ///
 /// ```
 /// use http::Method;
@@ -87,14 +89,29 @@ impl Route {
         self.with_client_series()
     }
 
-    /// Marks this route as a gRPC method, `/Service/Method`, for a service
-    /// without a package. Templates of the shape `/package.Service/Method`
-    /// are gRPC routes without it. A gRPC call on a gRPC route is recorded
-    /// with its gRPC status (see the [crate docs](crate#grpc)); its
-    /// `grpc_requests_total` series start at zero for every code.
+    /// Marks this route as a gRPC route, `/Service/Method`: its
+    /// `grpc_requests_total` series start at zero for every code. For a
+    /// service without a package (`/Greeter/SayHello`), or a template whose
+    /// method is a parameter (`/demo.v1.Catalog/{method}`, which counts all
+    /// of the service's methods under `grpc_method="{method}"`); templates
+    /// of the shape `/package.Service/Method` are gRPC routes without it.
     ///
-    /// A template that is not two plain segments is a
+    /// Only the pre-creation depends on it: a gRPC call is recorded with
+    /// its gRPC status on any route, marked or not, with labels taken from
+    /// the template (see the [crate docs](crate#grpc)).
+    ///
+    /// A template that is not two non-empty segments is a
     /// [`BuildError::NotAGrpcTemplate`].
+    ///
+    /// ```
+    /// use tower_prometheus::{RequestMetricsLayer, Route};
+    ///
+    /// let registry = prometheus::Registry::new();
+    /// RequestMetricsLayer::builder()
+    ///     .route(Route::new("/demo.v1.Catalog/{method}").grpc())
+    ///     .build(&registry)?;
+    /// # Ok::<(), tower_prometheus::BuildError>(())
+    /// ```
     #[must_use]
     pub fn grpc(mut self) -> Self {
         self.grpc = true;
