@@ -472,9 +472,12 @@ impl<M: RequestBodyMode> Builder<M> {
     /// [`max_matched_templates`](Self::max_matched_templates) (then such
     /// requests are recorded as their path would be, usually as unmatched).
     /// A request without `MatchedPath` (the layer around the whole `Router`,
-    /// or the router's fallback) is resolved against the registered routes,
-    /// as without this option. With it, the layer may have no registered
-    /// route at all.
+    /// the router's fallback, or a request below a `Router::nest_service`
+    /// mount) is resolved against the registered routes, as without this
+    /// option: declare each nested service with
+    /// [`Route::nested_service`](crate::Route::nested_service), or its
+    /// requests count as unmatched. With this option, the layer may have no
+    /// registered route at all.
     ///
     /// ```
     /// use axum::{routing::get, Router};
@@ -612,11 +615,15 @@ impl<M: RequestBodyMode> Builder<M> {
                 max: MAX_ROUTES,
             });
         }
-        #[allow(unused_mut)]
         let mut routes = Routes::new(
             self.routes.iter().map(|route| route.template.as_str()),
             self.unmatched.as_deref(),
         )?;
+        for (id, route) in routes.ids().zip(&self.routes).collect::<Vec<_>>() {
+            for alias in &route.aliases {
+                routes.add_alias(alias, id)?;
+            }
+        }
         #[cfg(feature = "axum")]
         if self.matched_templates {
             routes.take_matched_templates(self.max_matched_templates);

@@ -66,8 +66,9 @@
 //! - `ctms_requests_unmatched_total` counts the requests whose path matched
 //!   no template, when they arrive: one series, at zero from the start, so
 //!   that a gap in the templates (a forgotten route, a layer on a nested
-//!   axum router, which sees paths without their prefix) shows in a scrape
-//!   instead of as silence.
+//!   axum router, which sees paths without their prefix, a service nested
+//!   with axum's `nest_service` without its [`Route::nested_service`])
+//!   shows in a scrape instead of as silence.
 //!
 //! The metrics live in the [`Registry`](prometheus::Registry) given to
 //! [`Builder::build`], next to anything else registered there, and
@@ -253,14 +254,22 @@
 //! Paths that match no template are not recorded in the three CTMS families,
 //! as in CTMS; `ctms_requests_unmatched_total` counts them. To record them
 //! anyway, [`Builder::record_unmatched_as`] records them all under one fixed
-//! `path_template` value, which no template may have.
+//! `path_template` value, which no template may have, each with its status
+//! code: requests something served without a template (`status_code` not
+//! `404` under that value) stand apart from the 404s of paths nothing
+//! serves.
 //!
 //! # Where to put the layer
 //!
 //! - **axum** (feature `axum`): add it with `Router::layer` and
 //!   [`Builder::templates_from_matched_path`], and it takes each request's
 //!   template from axum's `MatchedPath`, nested routers' prefixes included:
-//!   no route is listed twice (`examples/axum.rs` does this). Or wrap the
+//!   no route is listed twice (`examples/axum.rs` does this). The one
+//!   exception is a service mounted with `Router::nest_service` (a
+//!   `ServeDir`, another app): axum sets no `MatchedPath` below the mount,
+//!   so declare each mount with [`Route::nested_service`]
+//!   (`Route::nested_service("/static")` for
+//!   `.nest_service("/static", ServeDir::new("assets"))`). Or wrap the
 //!   whole router as one service, which is cheaper per request but sees
 //!   requests before axum routes them, so it resolves them against the
 //!   registered [`Route`]s; serve it with
@@ -305,6 +314,7 @@
 //! | a panic catcher (tower-http's `CatchPanicLayer`) | **outside** it, with the auth layer between the two | the 500 it answers, with the client id the auth layer put on it; with the metrics layer inside the catcher, the panic is still recorded as 500, but only with a client id read from the request |
 //! | a concurrency limit or any layer whose `poll_ready` waits | either side | the time spent waiting for readiness is **not** in the histogram: the clock starts at `call`. To see queueing, put a timeout outside the limit (its 408s are counted) or watch the in-flight gauge against the limit |
 //! | axum's `Router::nest` | anywhere, with [`Builder::templates_from_matched_path`]; else on the **outer** router | the full templates from `MatchedPath`, on the inner router too; without it, a layer added to a router before it is nested sees paths without the prefix, matches nothing, and only `requests_unmatched_total` grows |
+//! | axum's `Router::nest_service` (a `ServeDir`, another app) | `Router::layer` or around the whole router, with a [`Route::nested_service`] per mount | every request axum sends to the mount under one template, `/static/{*path}`, the service's own 404s included; without the route, axum gives these requests no `MatchedPath` and they count as unmatched beside the fallback's 404s (with [`Builder::record_unmatched_as`], under its value, where their status codes tell them apart) |
 //!
 //! # Registries
 //!
