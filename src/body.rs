@@ -788,7 +788,7 @@ mod tests {
     }
 
     #[test]
-    fn a_grpc_call_on_a_plain_route_is_recorded_as_http() {
+    fn a_request_that_is_not_a_post_is_never_a_grpc_call() {
         let registry = Registry::new();
         let layer = builder().build(&registry).unwrap();
         let request = Request::get("/stream")
@@ -800,10 +800,49 @@ mod tests {
             request,
             Response::new(FramesBody::data(&["x"], None)),
         );
-        // Recorded at the head, as HTTP: not a gRPC route.
+        // Recorded at the head, as HTTP: gRPC calls are POSTs.
         assert_eq!(total(&render(&registry), "/stream", "GET", 200), Some(1.0));
         drop(response);
         assert_eq!(total(&render(&registry), "/stream", "GET", 500), None);
+    }
+
+    #[test]
+    fn a_grpc_call_on_any_route_is_recorded_with_its_status() {
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/stream"))
+            .build(&registry)
+            .unwrap();
+        assert!(
+            !render(&registry).contains("grpc_requests_total"),
+            "no gRPC family before a gRPC call"
+        );
+        let request = Request::post("/stream")
+            .header("content-type", "application/grpc+proto")
+            .body(())
+            .unwrap();
+        let body = FramesBody::data(&["message"], Some(grpc_status("3")));
+        let mut response = serve(&layer, request, Response::new(body));
+        assert_eq!(
+            total(&render(&registry), "/stream", "POST", 200),
+            None,
+            "recorded at the end of the body"
+        );
+        drain(response.body_mut());
+        let text = render(&registry);
+        assert_eq!(total(&text, "/stream", "POST", 400), Some(1.0), "{text}");
+        assert_eq!(total(&text, "/stream", "POST", 200), None);
+        let grpc = |code: &str| {
+            sample(
+                &text,
+                &format!(
+                    r#"ctms_grpc_requests_total{{grpc_code="{code}",grpc_method="",grpc_service="/stream"}}"#
+                ),
+            )
+        };
+        assert_eq!(grpc("INVALID_ARGUMENT"), Some(1.0));
+        assert_eq!(grpc("NOT_FOUND"), Some(0.0));
+        assert_eq!(count_series(&text, "ctms_grpc_requests_total"), 17);
     }
 
     #[test]

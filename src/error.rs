@@ -106,7 +106,7 @@ pub enum BuildError {
         max: usize,
     },
     /// A route marked [`grpc`](crate::Route::grpc) is not of the shape
-    /// `/Service/Method`.
+    /// `/Service/Method` (the method may be a parameter).
     NotAGrpcTemplate {
         /// The template as given.
         template: String,
@@ -312,7 +312,8 @@ impl fmt::Display for BuildError {
             Self::NotAGrpcTemplate { template } => write!(
                 f,
                 "route {template:?} is marked as gRPC, but gRPC paths are \
-                 `/package.Service/Method`: write the method's path, one route per method"
+                 `/package.Service/Method`: write one method's path, or \
+                 `/package.Service/{{method}}` for all of a service's methods"
             ),
             Self::InvalidUnmatchedValue { value } => write!(
                 f,

@@ -5,7 +5,7 @@
 //! `grpc-status` header of a response that has no body ("trailers-only"),
 //! or in the trailers after the last message.
 
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 /// The `grpc-status` header and trailer.
 const GRPC_STATUS: &str = "grpc-status";
@@ -88,9 +88,15 @@ impl GrpcCode {
     }
 }
 
-/// Whether a request is a gRPC call: its `content-type` is
-/// `application/grpc`, alone or followed by `+` (a codec) or `;`.
-pub(crate) fn is_grpc_request(headers: &HeaderMap) -> bool {
+/// Whether a request is a gRPC call: a `POST` (the only method gRPC uses)
+/// whose `content-type` is `application/grpc`, alone or followed by `+` (a
+/// codec) or `;`. grpc-web (`application/grpc-web…`) is not: its status
+/// travels inside the body.
+#[inline]
+pub(crate) fn is_grpc_request(method: &Method, headers: &HeaderMap) -> bool {
+    if *method != Method::POST {
+        return false;
+    }
     let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
         return false;
     };
@@ -101,14 +107,38 @@ pub(crate) fn is_grpc_request(headers: &HeaderMap) -> bool {
         && matches!(bytes.get(prefix.len()), None | Some(b'+' | b';'))
 }
 
-/// The service and method of a gRPC route template, `/package.Service/Method`:
-/// two non-empty segments without parameters, the first with a `.` unless
-/// `forced` (a service without a package).
-pub(crate) fn split_template(template: &str, forced: bool) -> Option<(&str, &str)> {
+/// The two segments of a template `/service/method`, as written: both
+/// non-empty, parameters included (`/demo.v1.Catalog/{method}`).
+fn segments(template: &str) -> Option<(&str, &str)> {
     let (service, method) = template.strip_prefix('/')?.split_once('/')?;
-    let plain = |part: &str| !part.is_empty() && !part.contains(['/', '{', '}']);
-    (plain(service) && plain(method) && (forced || service.contains('.')))
+    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
         .then_some((service, method))
+}
+
+/// The `grpc_service` and `grpc_method` values of the gRPC calls recorded
+/// under a template (or under the value unmatched paths are recorded as).
+///
+/// Taken from the template, never from the request, so that they are as
+/// bounded as the templates: the two segments of `/service/method` as
+/// written, a parameter's text included (`{method}`); for any other
+/// template, the template itself and an empty method. No two templates
+/// give the same pair: a pair from two segments has a method, any other
+/// has none and its whole text as the service.
+pub(crate) fn labels(template: &str) -> (&str, &str) {
+    segments(template).unwrap_or((template, ""))
+}
+
+/// Whether a template is a gRPC route, whose `grpc_requests_total` series
+/// exist at zero from the start: `/package.Service/Method` written out
+/// (no parameter, a `.` in the service), or, when `forced` (marked
+/// [`Route::grpc`](crate::Route::grpc)), any `/service/method`, a
+/// parameter for the method included.
+pub(crate) fn is_grpc_route(template: &str, forced: bool) -> bool {
+    let Some((service, method)) = segments(template) else {
+        return false;
+    };
+    let literal = |part: &str| !part.contains(['{', '}']);
+    forced || (service.contains('.') && literal(service) && literal(method))
 }
 
 #[cfg(all(test, not(loom)))]
@@ -183,30 +213,59 @@ mod tests {
             ("application/grpc;charset=utf-8", true),
             ("Application/GRPC", true),
             ("application/grpc-web", false),
+            ("application/grpc-web+proto", false),
+            ("application/grpc-web-text", false),
             ("application/grpcx", false),
             ("application/json", false),
             ("", false),
         ] {
             let mut headers = HeaderMap::new();
             headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(value));
-            assert_eq!(is_grpc_request(&headers), grpc, "{value:?}");
+            assert_eq!(is_grpc_request(&Method::POST, &headers), grpc, "{value:?}");
+            assert!(!is_grpc_request(&Method::GET, &headers), "{value:?}");
         }
-        assert!(!is_grpc_request(&HeaderMap::new()));
+        assert!(!is_grpc_request(&Method::POST, &HeaderMap::new()));
     }
 
     #[test]
-    fn grpc_templates_split_into_service_and_method() {
-        assert_eq!(
-            split_template("/grpc.health.v1.Health/Check", false),
-            Some(("grpc.health.v1.Health", "Check"))
-        );
-        assert_eq!(split_template("/Greeter/SayHello", false), None);
-        assert_eq!(
-            split_template("/Greeter/SayHello", true),
-            Some(("Greeter", "SayHello"))
-        );
-        for template in ["/a.b/{x}", "/a.b", "/a.b/c/d", "/a.b/", "//x", "/{a.b}/c"] {
-            assert_eq!(split_template(template, true), None, "{template}");
+    fn grpc_labels_come_from_the_template() {
+        for (template, service, method) in [
+            (
+                "/grpc.health.v1.Health/Check",
+                "grpc.health.v1.Health",
+                "Check",
+            ),
+            ("/demo.v1.Catalog/{method}", "demo.v1.Catalog", "{method}"),
+            ("/demo.v1.Catalog/{*rest}", "demo.v1.Catalog", "{*rest}"),
+            ("/Greeter/SayHello", "Greeter", "SayHello"),
+            ("/{service}/{method}", "{service}", "{method}"),
+            ("/{*path}", "/{*path}", ""),
+            ("/api", "/api", ""),
+            ("/", "/", ""),
+            ("/a/b/c", "/a/b/c", ""),
+            ("/a.b/", "/a.b/", ""),
+            ("__unmatched__", "__unmatched__", ""),
+        ] {
+            assert_eq!(labels(template), (service, method), "{template}");
+        }
+    }
+
+    #[test]
+    fn grpc_routes_are_method_paths() {
+        for (template, auto, forced) in [
+            ("/grpc.health.v1.Health/Check", true, true),
+            ("/Greeter/SayHello", false, true),
+            ("/demo.v1.Catalog/{method}", false, true),
+            ("/{service}/{method}", false, true),
+            ("/v1.0/{id}", false, true),
+            ("/a.b", false, false),
+            ("/a.b/c/d", false, false),
+            ("/a.b/", false, false),
+            ("//x", false, false),
+            ("/{*path}", false, false),
+        ] {
+            assert_eq!(is_grpc_route(template, false), auto, "{template}");
+            assert_eq!(is_grpc_route(template, true), forced, "{template}");
         }
     }
 }

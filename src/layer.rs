@@ -8,7 +8,7 @@ use tower_layer::Layer;
 
 use crate::{
     client_id::{ClientTable, MAX_CLIENT_IDS_LIMIT, MAX_CLIENT_ID_LEN_LIMIT},
-    grpc::split_template,
+    grpc::is_grpc_route,
     labels::Status,
     recorder::MAX_NATIVE_SCHEMA,
     recorder::{seconds_to_ns, Recorder, RecorderConfig, RoutePreinit},
@@ -472,9 +472,12 @@ impl<M: RequestBodyMode> Builder<M> {
     /// [`max_matched_templates`](Self::max_matched_templates) (then such
     /// requests are recorded as their path would be, usually as unmatched).
     /// A request without `MatchedPath` (the layer around the whole `Router`,
-    /// or the router's fallback) is resolved against the registered routes,
-    /// as without this option. With it, the layer may have no registered
-    /// route at all.
+    /// the router's fallback, or a request below a `Router::nest_service`
+    /// mount) is resolved against the registered routes, as without this
+    /// option: declare each nested service with
+    /// [`Route::nested_service`](crate::Route::nested_service), or its
+    /// requests count as unmatched. With this option, the layer may have no
+    /// registered route at all.
     ///
     /// ```
     /// use axum::{routing::get, Router};
@@ -612,11 +615,15 @@ impl<M: RequestBodyMode> Builder<M> {
                 max: MAX_ROUTES,
             });
         }
-        #[allow(unused_mut)]
         let mut routes = Routes::new(
             self.routes.iter().map(|route| route.template.as_str()),
             self.unmatched.as_deref(),
         )?;
+        for (id, route) in routes.ids().zip(&self.routes).collect::<Vec<_>>() {
+            for alias in &route.aliases {
+                routes.add_alias(alias, id)?;
+            }
+        }
         #[cfg(feature = "axum")]
         if self.matched_templates {
             routes.take_matched_templates(self.max_matched_templates);
@@ -674,19 +681,19 @@ impl<M: RequestBodyMode> Builder<M> {
         })
     }
 
-    /// Which routes are gRPC routes, by route id: templates of the shape
-    /// `/package.Service/Method`, or any `/Service/Method` marked
-    /// [`grpc`](Route::grpc).
+    /// Which routes are gRPC routes, whose gRPC series start at zero, by
+    /// route id: templates of the shape `/package.Service/Method`, or any
+    /// `/Service/Method` marked [`grpc`](Route::grpc).
     fn grpc_routes(&self, routes: &Routes) -> Result<Vec<bool>, BuildError> {
         let mut grpc = vec![false; routes.len()];
         for (id, route) in routes.ids().zip(&self.routes) {
-            let split = split_template(&route.template, route.grpc).is_some();
-            if route.grpc && !split {
+            let is_grpc = is_grpc_route(&route.template, route.grpc);
+            if route.grpc && !is_grpc {
                 return Err(BuildError::NotAGrpcTemplate {
                     template: route.template.clone(),
                 });
             }
-            grpc[id.index()] = split;
+            grpc[id.index()] = is_grpc;
         }
         Ok(grpc)
     }
@@ -1322,17 +1329,20 @@ mod tests {
         let registry = Registry::new();
         RequestMetricsLayer::builder()
             .route(Route::new("/Greeter/SayHello").grpc())
+            .route(Route::new("/demo.v1.Catalog/{method}").grpc())
+            .route(Route::new("/other.v1.Service/{method}"))
             .route(Route::new("/not/grpc"))
             .build(&registry)
             .unwrap();
         let text = render(&registry);
         assert_eq!(
             count_series(&text, "ctms_grpc_requests_total"),
-            17,
+            2 * 17,
             "{text}"
         );
-        assert!(text.contains(r#"grpc_service="Greeter""#));
-        for template in ["/a/{x}", "/Greeter", "/a/b/c"] {
+        assert!(text.contains(r#"grpc_method="SayHello",grpc_service="Greeter""#));
+        assert!(text.contains(r#"grpc_method="{method}",grpc_service="demo.v1.Catalog""#));
+        for template in ["/Greeter", "/a/b/c", "/{*rest}", "/a.b/"] {
             let error = build(RequestMetricsLayer::builder().route(Route::new(template).grpc()))
                 .unwrap_err();
             assert!(
@@ -1340,6 +1350,13 @@ mod tests {
                 "{template}: {error:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_layer_without_grpc_routes_shows_no_grpc_family() {
+        let registry = Registry::new();
+        one_route().build(&registry).unwrap();
+        assert!(!render(&registry).contains("grpc"));
     }
 
     #[test]

@@ -43,9 +43,10 @@
 //! | `ctms_api_requests_total` | counter | `client_id`, `method`, `path_template`, `status_code_family` |
 //! | `ctms_requests_unmatched_total` | counter | none |
 //!
-//! and, when asked for (see [When a request is recorded](#when-a-request-is-recorded)
-//! and [gRPC](#grpc)): `ctms_grpc_requests_total`, `ctms_requests_in_flight`,
-//! `ctms_response_body_bytes_total` and `ctms_request_body_bytes_total`.
+//! and `ctms_grpc_requests_total` for gRPC calls (see [gRPC](#grpc)), and,
+//! when asked for (see [When a request is recorded](#when-a-request-is-recorded)):
+//! `ctms_requests_in_flight`, `ctms_response_body_bytes_total` and
+//! `ctms_request_body_bytes_total`.
 //!
 //! These are the families of the CTMS format, named after Mozilla's Contact
 //! Management System, whose Python service defined them.
@@ -65,8 +66,9 @@
 //! - `ctms_requests_unmatched_total` counts the requests whose path matched
 //!   no template, when they arrive: one series, at zero from the start, so
 //!   that a gap in the templates (a forgotten route, a layer on a nested
-//!   axum router, which sees paths without their prefix) shows in a scrape
-//!   instead of as silence.
+//!   axum router, which sees paths without their prefix, a service nested
+//!   with axum's `nest_service` without its [`Route::nested_service`])
+//!   shows in a scrape instead of as silence.
 //!
 //! The metrics live in the [`Registry`](prometheus::Registry) given to
 //! [`Builder::build`], next to anything else registered there, and
@@ -150,9 +152,11 @@
 //! A gRPC server answers HTTP 200 and carries the call's status in
 //! `grpc-status`: in the response headers of an immediate error, otherwise
 //! in the trailers after the last message. So that a failing gRPC service
-//! does not look healthy, a gRPC call (a request whose `content-type` is
-//! `application/grpc`, with or without a `+proto` or `;…` suffix) to a
-//! **gRPC route** is recorded at the end of its body, with its gRPC status:
+//! does not look healthy, every gRPC call (a `POST` whose `content-type` is
+//! `application/grpc`, with or without a `+proto` or `;…` suffix) is
+//! recorded at the end of its body, with its gRPC status, whatever template
+//! it matched (a method's path, a parameterised or catch-all template, a
+//! plain one, or the [unmatched value](Builder::record_unmatched_as)):
 //!
 //! - in the CTMS families with the status's HTTP equivalent (the mapping of
 //!   Google's API design guide and grpc-gateway: `OK` 200, `CANCELLED` 499,
@@ -167,13 +171,46 @@
 //!
 //! A call whose body is dropped before its trailers is `CANCELLED`; a
 //! missing or unparsable status is `UNKNOWN` (or, when the HTTP status is
-//! an error, the code gRPC maps it to). A gRPC route is a template of the
-//! shape `/package.Service/Method` (or `/Service/Method` marked
-//! [`Route::grpc`]); its `grpc_requests_total` series exist at zero for
-//! every code from the start, and the labels stay bounded because only
-//! registered templates are recorded. With tonic, register one route per
-//! method and add the layer with `Server::builder().layer(..)`;
-//! `examples/grpc_health.rs` does so for tonic-health.
+//! an error, the code gRPC maps it to).
+//!
+//! `grpc_service` and `grpc_method` are taken from the template the call
+//! was recorded under, never from the request path, so they are as bounded
+//! as the templates: one series per code and template.
+//!
+//! | template | `grpc_service` | `grpc_method` |
+//! |---|---|---|
+//! | `/grpc.health.v1.Health/Check` | `grpc.health.v1.Health` | `Check` |
+//! | `/demo.v1.Catalog/{method}` | `demo.v1.Catalog` | `{method}` |
+//! | any other: `/{*path}`, `/api`, `/a/b/c`, the unmatched value | the template itself | empty |
+//!
+//! So `/demo.v1.Catalog/{method}` counts all of a service's methods
+//! together, under `grpc_method="{method}"`; register one route per method
+//! to tell them apart. No two templates give the same pair of values.
+//!
+//! A **gRPC route** is a template of the shape `/package.Service/Method`,
+//! or any `/Service/Method` marked [`Route::grpc`], whose method may be a
+//! parameter (`/demo.v1.Catalog/{method}`): its `grpc_requests_total`
+//! series exist at zero for every code from the start. Any other template
+//! lists its 17 series once a gRPC call has been recorded on it. The family
+//! is always registered, and a scrape leaves it out while it has no series,
+//! so a layer that never sees gRPC exposes nothing more. With tonic, add
+//! the layer with `Server::builder().layer(..)`; `examples/grpc_health.rs`
+//! does so for tonic-health.
+//!
+//! **grpc-web** (`application/grpc-web`, `application/grpc-web+proto`,
+//! `application/grpc-web-text`) carries its status in a trailer frame
+//! inside the response body, which the layer does not read: a grpc-web call
+//! is recorded as any HTTP request, with its HTTP status (usually 200,
+//! whatever its gRPC status; 4xx or 5xx only when the HTTP status itself is
+//! an error) at the [recording point](Builder::recording_point), and it is
+//! not counted in `ctms_grpc_requests_total`. To record grpc-web calls with
+//! their gRPC status, put the metrics layer **inside** the layer that
+//! translates grpc-web into gRPC: tonic-web's `GrpcWebLayer` hands its
+//! inner service `application/grpc` requests and reads the trailers of its
+//! answers, so there they are gRPC calls like any other. (`GrpcWebLayer`
+//! wants its inner service to answer with tonic's body: turn the layer's
+//! [`ResponseBody`] back into one with
+//! `map_response(|response| response.map(tonic::body::Body::new))`.)
 //!
 //! # Client ids
 //!
@@ -217,14 +254,22 @@
 //! Paths that match no template are not recorded in the three CTMS families,
 //! as in CTMS; `ctms_requests_unmatched_total` counts them. To record them
 //! anyway, [`Builder::record_unmatched_as`] records them all under one fixed
-//! `path_template` value, which no template may have.
+//! `path_template` value, which no template may have, each with its status
+//! code: requests something served without a template (`status_code` not
+//! `404` under that value) stand apart from the 404s of paths nothing
+//! serves.
 //!
 //! # Where to put the layer
 //!
 //! - **axum** (feature `axum`): add it with `Router::layer` and
 //!   [`Builder::templates_from_matched_path`], and it takes each request's
 //!   template from axum's `MatchedPath`, nested routers' prefixes included:
-//!   no route is listed twice (`examples/axum.rs` does this). Or wrap the
+//!   no route is listed twice (`examples/axum.rs` does this). The one
+//!   exception is a service mounted with `Router::nest_service` (a
+//!   `ServeDir`, another app): axum sets no `MatchedPath` below the mount,
+//!   so declare each mount with [`Route::nested_service`]
+//!   (`Route::nested_service("/static")` for
+//!   `.nest_service("/static", ServeDir::new("assets"))`). Or wrap the
 //!   whole router as one service, which is cheaper per request but sees
 //!   requests before axum routes them, so it resolves them against the
 //!   registered [`Route`]s; serve it with
@@ -257,8 +302,8 @@
 //!   `hyper_util::service::TowerToHyperService`); `examples/hyper_server.rs`
 //!   does so with a `ServiceBuilder` stack in the recommended order.
 //! - **tonic**: add it with `Server::builder().layer(..)`; gRPC paths are
-//!   `/package.Service/Method`, so register those as templates (see
-//!   [gRPC](#grpc)).
+//!   `/package.Service/Method`, so register those as templates, one per
+//!   method or `/package.Service/{method}` per service (see [gRPC](#grpc)).
 //!
 //! Among other layers, the order decides what is recorded:
 //!
@@ -269,6 +314,7 @@
 //! | a panic catcher (tower-http's `CatchPanicLayer`) | **outside** it, with the auth layer between the two | the 500 it answers, with the client id the auth layer put on it; with the metrics layer inside the catcher, the panic is still recorded as 500, but only with a client id read from the request |
 //! | a concurrency limit or any layer whose `poll_ready` waits | either side | the time spent waiting for readiness is **not** in the histogram: the clock starts at `call`. To see queueing, put a timeout outside the limit (its 408s are counted) or watch the in-flight gauge against the limit |
 //! | axum's `Router::nest` | anywhere, with [`Builder::templates_from_matched_path`]; else on the **outer** router | the full templates from `MatchedPath`, on the inner router too; without it, a layer added to a router before it is nested sees paths without the prefix, matches nothing, and only `requests_unmatched_total` grows |
+//! | axum's `Router::nest_service` (a `ServeDir`, another app) | `Router::layer` or around the whole router, with a [`Route::nested_service`] per mount | every request axum sends to the mount under one template, `/static/{*path}`, the service's own 404s included; without the route, axum gives these requests no `MatchedPath` and they count as unmatched beside the fallback's 404s (with [`Builder::record_unmatched_as`], under its value, where their status codes tell them apart) |
 //!
 //! # Registries
 //!
@@ -293,7 +339,9 @@
 //!   histograms of `B + 3` lines each;
 //! - `ctms_api_requests_total`: at most `R × 10 × 9 × (C + 1)`;
 //! - `ctms_requests_unmatched_total`: one;
-//! - `ctms_grpc_requests_total`: 17 codes per gRPC route;
+//! - `ctms_grpc_requests_total`: at most `17 × R` (17 codes per template,
+//!   listed for gRPC routes and for templates that have recorded a gRPC
+//!   call);
 //! - `ctms_requests_in_flight`, `ctms_response_body_bytes_total`,
 //!   `ctms_request_body_bytes_total` (when asked for): at most `R × 10`
 //!   each.
@@ -302,7 +350,8 @@
 //! because:
 //!
 //! - raw paths are never recorded; unmatched ones are counted apart, or
-//!   share one value;
+//!   share one value; gRPC service and method names come from the
+//!   templates too;
 //! - methods outside the standard nine are recorded as `OTHER`;
 //! - status codes are 100–999 by construction of [`http::StatusCode`];
 //! - client ids are capped at [`DEFAULT_MAX_CLIENT_IDS`] distinct ids and

@@ -13,7 +13,9 @@ use crate::{bits::BitSet, BuildError};
 ///
 /// The methods and status codes listed here only decide which series exist
 /// at zero from the start: a request with any other method or status on this
-/// route is still recorded, its series created on first use.
+/// route is still recorded, its series created on first use. A gRPC call is
+/// recorded with its gRPC status whatever the template; see
+/// [`grpc`](Self::grpc).
 ///
 /// ```
 /// use http::Method;
@@ -31,6 +33,9 @@ pub struct Route {
     pub(crate) statuses: Vec<u16>,
     pub(crate) api: bool,
     pub(crate) grpc: bool,
+    /// Paths recorded under this route besides those its template matches:
+    /// the mount point of a [`nested_service`](Self::nested_service).
+    pub(crate) aliases: Vec<String>,
 }
 
 impl Route {
@@ -42,6 +47,69 @@ impl Route {
             statuses: Vec::new(),
             api: false,
             grpc: false,
+            aliases: Vec::new(),
+        }
+    }
+
+    /// A route for a service mounted with axum's
+    /// `Router::nest_service(prefix, service)` (a `ServeDir`, another
+    /// app): every path axum sends to the service, recorded under one
+    /// template, `{prefix}/{*path}`.
+    ///
+    /// axum sets no `MatchedPath` for the requests below such a mount, so
+    /// that [`templates_from_matched_path`](crate::Builder::templates_from_matched_path)
+    /// has no template for them, and they would count as unmatched beside
+    /// the fallback's 404s. This route gives them one, wherever the layer
+    /// is: a request without `MatchedPath` is resolved against the
+    /// registered routes. Like axum, it also takes the mount point itself,
+    /// `prefix` and `prefix/` (only `prefix/` when `prefix` ends with `/`),
+    /// which are recorded under the same template.
+    ///
+    /// ```
+    /// use tower_prometheus::Route;
+    ///
+    /// let route = Route::nested_service("/static");
+    /// assert_eq!(route.template(), "/static/{*path}");
+    /// ```
+    ///
+    /// With axum (feature `axum`):
+    ///
+    /// ```
+    /// # #[cfg(feature = "axum")]
+    /// # fn main() -> Result<(), tower_prometheus::BuildError> {
+    /// use axum::{routing::get, Router};
+    /// use tower_prometheus::{RequestMetricsLayer, Route};
+    ///
+    /// # let files = tower::service_fn(|_: axum::extract::Request| async {
+    /// #     Ok::<_, std::convert::Infallible>(axum::response::Response::new(axum::body::Body::empty()))
+    /// # });
+    /// let registry = prometheus::Registry::new();
+    /// let metrics = RequestMetricsLayer::builder()
+    ///     .templates_from_matched_path()
+    ///     .route(Route::nested_service("/static"))
+    ///     .build(&registry)?;
+    /// let app: Router = Router::new()
+    ///     .route("/users/{id}", get(|| async { "user" }))
+    ///     .nest_service("/static", files)
+    ///     .layer(metrics);
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "axum"))]
+    /// # fn main() {}
+    /// ```
+    pub fn nested_service(prefix: impl AsRef<str>) -> Self {
+        let prefix = prefix.as_ref();
+        // `/static/` is mounted as `/static/{*rest}` and `/static/` only;
+        // `/static` as those and `/static` too (axum's `nest_service`).
+        let base = prefix.strip_suffix('/').unwrap_or(prefix);
+        let mut aliases = Vec::with_capacity(2);
+        if !base.is_empty() && base.len() == prefix.len() {
+            aliases.push(base.to_owned());
+        }
+        aliases.push(format!("{base}/"));
+        Self {
+            aliases,
+            ..Self::new(format!("{base}/{{*path}}"))
         }
     }
 
@@ -87,14 +155,29 @@ impl Route {
         self.with_client_series()
     }
 
-    /// Marks this route as a gRPC method, `/Service/Method`, for a service
-    /// without a package. Templates of the shape `/package.Service/Method`
-    /// are gRPC routes without it. A gRPC call on a gRPC route is recorded
-    /// with its gRPC status (see the [crate docs](crate#grpc)); its
-    /// `grpc_requests_total` series start at zero for every code.
+    /// Marks this route as a gRPC route, `/Service/Method`: its
+    /// `grpc_requests_total` series start at zero for every code. For a
+    /// service without a package (`/Greeter/SayHello`), or a template whose
+    /// method is a parameter (`/demo.v1.Catalog/{method}`, which counts all
+    /// of the service's methods under `grpc_method="{method}"`); templates
+    /// of the shape `/package.Service/Method` are gRPC routes without it.
     ///
-    /// A template that is not two plain segments is a
+    /// Only the pre-creation depends on it: a gRPC call is recorded with
+    /// its gRPC status on any route, marked or not, with labels taken from
+    /// the template (see the [crate docs](crate#grpc)).
+    ///
+    /// A template that is not two non-empty segments is a
     /// [`BuildError::NotAGrpcTemplate`].
+    ///
+    /// ```
+    /// use tower_prometheus::{RequestMetricsLayer, Route};
+    ///
+    /// let registry = prometheus::Registry::new();
+    /// RequestMetricsLayer::builder()
+    ///     .route(Route::new("/demo.v1.Catalog/{method}").grpc())
+    ///     .build(&registry)?;
+    /// # Ok::<(), tower_prometheus::BuildError>(())
+    /// ```
     #[must_use]
     pub fn grpc(mut self) -> Self {
         self.grpc = true;
@@ -142,6 +225,10 @@ pub(crate) struct Routes {
     /// match a template; `None` when a template starts with a parameter, so
     /// that any byte can.
     first_bytes: Option<ByteSet>,
+    /// Paths recorded under a route besides its template's (the mount
+    /// point of a nested service), for [`take_matched_templates`](Self::take_matched_templates).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    aliases: Vec<(Box<str>, RouteId)>,
     /// Templates taken from requests (axum's `MatchedPath`), when the layer
     /// takes them.
     #[cfg(feature = "axum")]
@@ -204,9 +291,24 @@ impl Routes {
             templates: names,
             unmatched,
             first_bytes,
+            aliases: Vec::new(),
             #[cfg(feature = "axum")]
             matched: None,
         })
+    }
+
+    /// Records the path `alias` under the registered route `id` too (the
+    /// mount point of a nested service); a conflict names the route's
+    /// template. Before [`take_matched_templates`](Self::take_matched_templates).
+    pub(crate) fn add_alias(&mut self, alias: &str, id: RouteId) -> Result<(), BuildError> {
+        let template = self.template(id).to_owned();
+        // An alias is a prefix of its template: the first-byte filter
+        // already lets it through.
+        self.router
+            .insert(alias, id)
+            .map_err(|error| insert_error(&template, error))?;
+        self.aliases.push((alias.into(), id));
+        Ok(())
     }
 
     /// Takes templates from requests too, learning at most `max` beyond the
@@ -218,6 +320,7 @@ impl Routes {
             .iter()
             .enumerate()
             .map(|(index, template)| (template.clone(), RouteId::new(index)))
+            .chain(self.aliases.iter().cloned())
             .collect();
         self.matched = Some(MatchedTemplates {
             registered,
@@ -658,6 +761,70 @@ mod tests {
         match Routes::new(["/a", "/a"], None) {
             Err(BuildError::TemplateConflict { template, with }) => {
                 assert_eq!((template.as_str(), with.as_str()), ("/a", "/a"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Routes for `routes`, with their aliases, as the builder makes them.
+    fn with_aliases(routes: &[Route]) -> Result<Routes, BuildError> {
+        let mut table = Routes::new(routes.iter().map(|route| route.template.as_str()), None)?;
+        for (index, route) in routes.iter().enumerate() {
+            for alias in &route.aliases {
+                table.add_alias(alias, RouteId::new(index))?;
+            }
+        }
+        Ok(table)
+    }
+
+    #[test]
+    fn a_nested_service_is_its_mount_point_and_everything_below() {
+        for (prefix, template, aliases) in [
+            ("/static", "/static/{*path}", &["/static", "/static/"][..]),
+            ("/static/", "/static/{*path}", &["/static/"]),
+            ("/", "/{*path}", &["/"]),
+            (
+                "/t/{tenant}/files",
+                "/t/{tenant}/files/{*path}",
+                &["/t/{tenant}/files", "/t/{tenant}/files/"],
+            ),
+        ] {
+            let route = Route::nested_service(prefix);
+            assert_eq!(route.template(), template, "{prefix}");
+            assert_eq!(route.aliases, aliases, "{prefix}");
+        }
+        let routes = with_aliases(&[
+            Route::nested_service("/static"),
+            Route::new("/staticky"),
+            Route::nested_service("/t/{tenant}/files/"),
+        ])
+        .unwrap();
+        for (path, expected) in [
+            ("/static", Some("/static/{*path}")),
+            ("/static/", Some("/static/{*path}")),
+            ("/static/app.js", Some("/static/{*path}")),
+            ("/static/css/site.css", Some("/static/{*path}")),
+            ("/staticky", Some("/staticky")),
+            ("/statics", None),
+            ("/t/a/files/x", Some("/t/{tenant}/files/{*path}")),
+            ("/t/a/files/", Some("/t/{tenant}/files/{*path}")),
+            // As axum: a prefix written with its `/` does not take the
+            // path without it.
+            ("/t/a/files", None),
+        ] {
+            let resolved = routes.resolve(path);
+            assert_eq!(resolved.map(|id| routes.template(id)), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_nested_service_conflicts_with_a_route_at_its_mount_point() {
+        match with_aliases(&[Route::new("/static"), Route::nested_service("/static")]) {
+            Err(BuildError::TemplateConflict { template, with }) => {
+                assert_eq!(
+                    (template.as_str(), with.as_str()),
+                    ("/static/{*path}", "/static")
+                );
             }
             other => panic!("unexpected {other:?}"),
         }

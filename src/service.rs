@@ -123,7 +123,7 @@ impl<S, M> RequestMetrics<S, M> {
         let Some(pending) = guard.pending_mut() else {
             return;
         };
-        if pending.on_grpc_route() && is_grpc_request(request.headers()) {
+        if is_grpc_request(request.method(), request.headers()) {
             pending.set_grpc();
         }
         if let Some(read) = &state.client_id_from_request {

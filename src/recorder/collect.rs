@@ -26,7 +26,7 @@ use super::{
 use crate::{
     client_id::ClientSlot,
     extras::{self, Exemplar, FamilyExtras, MetricExtras},
-    grpc::{split_template, GrpcCode},
+    grpc::{labels as grpc_labels, GrpcCode},
     labels::{CodeSet, MethodLabel, Status, StatusFamily},
     routes::{RouteId, Routes},
     schema::{
@@ -123,46 +123,55 @@ impl Recorder {
     }
 
     /// The gRPC family: every code of every gRPC route, pre-initialised,
+    /// and of every other route once a gRPC call has been recorded on it,
     /// summed over the route's groups and shards.
     fn collect_grpc(&self) -> Vec<proto::Metric> {
         let tables = &*self.tables;
-        // (method, service, route) in label order.
-        let mut routes: Vec<(&str, &str, RouteId)> = tables
+        // (method, service, counts by code) of the routes listed, in label
+        // order.
+        let mut routes: Vec<(&str, &str, [u64; GrpcCode::COUNT])> = tables
             .routes
             .ids()
-            .filter(|route| {
-                tables
+            .filter_map(|route| {
+                let preinit = tables
                     .grpc_routes
                     .get(route.index())
                     .copied()
-                    .unwrap_or(false)
-            })
-            .filter_map(|route| {
-                let (service, method) = split_template(tables.routes.template(route), true)?;
-                Some((method, service, route))
+                    .unwrap_or(false);
+                if !preinit && !tables.directory.route_in_use(route) {
+                    return None;
+                }
+                let mut counts = [0; GrpcCode::COUNT];
+                let groups = MethodLabel::ALL
+                    .iter()
+                    .flat_map(|&m| StatusFamily::all().map(move |f| (m, f)))
+                    .filter_map(|(m, f)| tables.directory.group(route, m, f));
+                for cells in groups.flat_map(|group| group.cells()) {
+                    for code in GrpcCode::all() {
+                        counts[code.index()] += cells.grpc(code);
+                    }
+                }
+                if !preinit && counts.iter().all(|&count| count == 0) {
+                    return None;
+                }
+                let (service, method) = grpc_labels(tables.routes.template(route));
+                Some((method, service, counts))
             })
             .collect();
-        routes.sort_unstable();
+        routes.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         let mut codes: Vec<GrpcCode> = GrpcCode::all().collect();
         let profile = tables.profile;
         let names = profile.names();
         codes.sort_unstable_by_key(|&code| profile.grpc_code_value(code));
         let mut metrics = Vec::with_capacity(codes.len() * routes.len());
         for &code in &codes {
-            for &(method, service, route) in &routes {
-                let count = MethodLabel::ALL
-                    .iter()
-                    .flat_map(|&m| StatusFamily::all().map(move |f| (m, f)))
-                    .filter_map(|(m, f)| tables.directory.group(route, m, f))
-                    .flat_map(|group| group.cells())
-                    .map(|cells| cells.grpc(code))
-                    .sum();
+            for &(method, service, ref counts) in &routes {
                 let labels = vec![
                     label(names.grpc_code, profile.grpc_code_value(code)),
                     label(names.grpc_method, method),
                     label(names.grpc_service, service),
                 ];
-                metrics.push(counter(labels, count));
+                metrics.push(counter(labels, counts[code.index()]));
             }
         }
         metrics

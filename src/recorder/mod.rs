@@ -101,7 +101,8 @@ pub(crate) struct RecorderConfig {
     /// Whether the overflow value was listed as a known client.
     pub(crate) overflow_listed: bool,
     pub(crate) shards: usize,
-    /// By route index: whether the route is a gRPC route.
+    /// By route index: whether the route is a gRPC route, whose gRPC
+    /// series start at zero.
     pub(crate) grpc_routes: Vec<bool>,
     /// Whether the in-flight gauge is kept.
     pub(crate) in_flight: bool,
@@ -128,7 +129,8 @@ pub(crate) struct Tables {
     preinit: Box<[Option<Box<RoutePreinit>>]>,
     known_clients: usize,
     overflow_listed: bool,
-    /// By route index: whether the route is a gRPC route.
+    /// By route index: whether the route is a gRPC route, whose gRPC
+    /// series start at zero.
     grpc_routes: Box<[bool]>,
     in_flight: bool,
     response_bytes: bool,
@@ -314,14 +316,17 @@ impl Recorder {
         self.tables.profile
     }
 
-    /// The families this layer registers: the CTMS ones, and the optional
-    /// ones its configuration asks for.
+    /// The families this layer registers: the CTMS ones, the gRPC one, and
+    /// the optional ones its configuration asks for.
+    ///
+    /// The gRPC family is registered whatever the routes, since a gRPC call
+    /// can arrive on any of them; until one does (or while no route is a
+    /// gRPC route) it has no series, and the registry leaves empty families
+    /// out of a scrape.
     pub(crate) fn families(&self) -> Vec<Family> {
         let tables = &self.tables;
         let mut families = tables.profile.always().to_vec();
-        if tables.grpc_routes.iter().any(|&grpc| grpc) {
-            families.push(Family::Grpc);
-        }
+        families.push(Family::Grpc);
         if tables.in_flight {
             families.push(Family::InFlight);
         }
@@ -433,7 +438,7 @@ pub(crate) struct Pending {
     /// times per request.
     client_slot: Option<NonZeroU32>,
     client_new: Option<Box<str>>,
-    /// Whether this is a gRPC call on a gRPC route.
+    /// Whether this is a gRPC call.
     grpc: bool,
     /// The trace to keep as an exemplar; all zeros for none, which no
     /// [`TraceId`] is. Plain bytes rather than an `Option`: one byte less
@@ -471,18 +476,6 @@ impl Pending {
         }
     }
 
-    /// Whether the request went to a gRPC route (where a gRPC call is
-    /// recorded with its gRPC status).
-    #[inline]
-    pub(crate) fn on_grpc_route(&self) -> bool {
-        self.shard
-            .tables
-            .grpc_routes
-            .get(self.route.index())
-            .copied()
-            .unwrap_or(false)
-    }
-
     /// Keeps the request's trace id, for its exemplar.
     #[inline]
     pub(crate) fn set_trace(&mut self, trace: Option<TraceId>) {
@@ -495,7 +488,7 @@ impl Pending {
         self.grpc = true;
     }
 
-    /// Whether the request is a gRPC call on a gRPC route.
+    /// Whether the request is a gRPC call.
     #[inline]
     pub(crate) fn is_grpc(&self) -> bool {
         self.grpc

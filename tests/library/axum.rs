@@ -1,5 +1,8 @@
 //! The `axum` feature: templates from axum's `MatchedPath`, nested routers
-//! included, and a whole wrapped `Router` served by `axum::serve`.
+//! included, services nested with `nest_service`, and a whole wrapped
+//! `Router` served by `axum::serve`.
+
+use std::convert::Infallible;
 
 use axum::{
     http::{Request, StatusCode},
@@ -7,7 +10,7 @@ use axum::{
     Router,
 };
 use prometheus::Registry;
-use tower::{Layer, ServiceExt};
+use tower::{service_fn, Layer, ServiceExt};
 use tower_prometheus::{
     BuildError, MetricsExporter, RequestMetricsLayer, Route, MAX_CLIENT_IDS_LIMIT,
 };
@@ -187,4 +190,121 @@ async fn a_whole_wrapped_router_is_served_by_axum_serve() {
     let exposition = scrape(&registry);
     assert_eq!(total(&exposition, "/users/{id}", "200"), Some(1.0));
     server.abort();
+}
+
+/// A service like tower-http's `ServeDir`, to nest with `nest_service`: it
+/// sees the path below the mount, answers the files it has (and the
+/// mount point itself, as an index), 404 for any other.
+async fn files(request: axum::extract::Request) -> Result<axum::response::Response, Infallible> {
+    let (status, body) = match request.uri().path() {
+        "/" => (StatusCode::OK, "index"),
+        "/app.js" | "/css/site.css" => (StatusCode::OK, "file"),
+        _ => (StatusCode::NOT_FOUND, "no such file"),
+    };
+    let mut response = axum::response::Response::new(axum::body::Body::from(body));
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+/// An app with a route, a nested service at `/static` and axum's default
+/// fallback.
+fn app_with_files() -> Router {
+    Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .nest_service("/static", service_fn(files))
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Placement {
+    RouterLayer,
+    WholeRouter,
+}
+
+#[tokio::test]
+async fn a_nested_service_is_recorded_under_its_mount_wherever_the_layer_is() {
+    for placement in [Placement::RouterLayer, Placement::WholeRouter] {
+        let registry = Registry::new();
+        let metrics = RequestMetricsLayer::builder()
+            .templates_from_matched_path()
+            .route(Route::new("/users/{id}"))
+            .route(Route::nested_service("/static"))
+            .build(&registry)
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = match placement {
+            Placement::RouterLayer => {
+                let app = app_with_files().layer(metrics);
+                tokio::spawn(async move { axum::serve(listener, app).await.unwrap() })
+            }
+            Placement::WholeRouter => {
+                let app = metrics.layer(app_with_files()).into_make_service();
+                tokio::spawn(async move { axum::serve(listener, app).await.unwrap() })
+            }
+        };
+        for (path, status, body) in [
+            ("/static/app.js", 200, "file"),
+            ("/static/css/site.css", 200, "file"),
+            ("/static/missing.js", 404, "no such file"),
+            ("/static", 200, "index"),
+            ("/static/", 200, "index"),
+            ("/users/1", 200, "user"),
+            ("/nothing", 404, ""),
+        ] {
+            let response = http_get(addr, path).await;
+            assert_eq!(response.status, status, "{placement:?} {path}");
+            assert_eq!(response.body, body, "{placement:?} {path}");
+        }
+        server.abort();
+
+        let exposition = scrape(&registry);
+        let mount = "/static/{*path}";
+        assert_eq!(total(&exposition, mount, "200"), Some(4.0), "{placement:?}");
+        assert_eq!(total(&exposition, mount, "404"), Some(1.0), "{placement:?}");
+        assert_eq!(total(&exposition, "/users/{id}", "200"), Some(1.0));
+        // Only the fallback's 404 is unmatched.
+        assert_eq!(
+            exposition.value("ctms_requests_unmatched_total", &[]),
+            Some(1.0),
+            "{placement:?}"
+        );
+        let templates: std::collections::BTreeSet<&str> = exposition
+            .series("ctms_requests_total")
+            .iter()
+            .map(|sample| sample.labels["path_template"].as_str())
+            .collect();
+        assert_eq!(
+            templates,
+            [mount, "/users/{id}"].into_iter().collect(),
+            "{placement:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_its_route_a_nested_service_is_unmatched_and_told_from_404s_by_its_status() {
+    let registry = Registry::new();
+    let metrics = RequestMetricsLayer::builder()
+        .templates_from_matched_path()
+        .record_unmatched_as("__unmatched__")
+        .build(&registry)
+        .unwrap();
+    let app = app_with_files().layer(metrics);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    assert_eq!(http_get(addr, "/static/app.js").await.status, 200);
+    assert_eq!(http_get(addr, "/nothing").await.status, 404);
+    server.abort();
+
+    let exposition = scrape(&registry);
+    // axum gives the request below the mount no `MatchedPath`: it is
+    // unmatched, like the fallback's; the status code tells the file
+    // served from the 404.
+    assert_eq!(
+        exposition.value("ctms_requests_unmatched_total", &[]),
+        Some(2.0)
+    );
+    assert_eq!(total(&exposition, "__unmatched__", "200"), Some(1.0));
+    assert_eq!(total(&exposition, "__unmatched__", "404"), Some(1.0));
 }

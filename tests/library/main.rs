@@ -6,6 +6,7 @@
 #[cfg(feature = "axum")]
 mod axum;
 mod exposition;
+mod grpc;
 mod http_loopback;
 mod profile;
 mod properties;
