@@ -1,6 +1,7 @@
-//! tower-prometheus against the strongest baseline (`FlatTableLayer`) in
-//! interleaved wall-clock rounds: each round times the bare service, the
-//! layer and the baseline back to back, in an order that rotates from round
+//! tower-prometheus against the strongest baseline (`FlatTableLayer`) and
+//! the physical floor (`FloorLayer`) in interleaved wall-clock rounds: each
+//! round times the bare service, the layer, the baseline and the floor
+//! back to back, in an order that rotates from round
 //! to round, so that the drift of a noisy machine hits all three alike, and
 //! times each at two stack offsets 16 bytes apart, since where the request
 //! loop's frame falls modulo 32 bytes moves a layer's cost. A round's figure
@@ -25,7 +26,7 @@ use std::{
 };
 
 use bench_peers::workload::{Bare, NoWake, MATCHED, TEMPLATES, UNMATCHED};
-use bench_peers::FlatTableLayer;
+use bench_peers::{FlatTableLayer, FloorLayer};
 use http::{HeaderName, Method, Request};
 use prometheus::Registry;
 use tower::{Layer, Service};
@@ -52,6 +53,10 @@ fn ours(registry: &Registry) -> RequestMetricsLayer {
 
 fn flat(registry: &Registry) -> FlatTableLayer {
     FlatTableLayer::new(registry, TEMPLATES, CLIENT_HEADER.clone()).expect("valid templates")
+}
+
+fn floor() -> FloorLayer {
+    FloorLayer::new(&TEMPLATES).expect("valid templates")
 }
 
 fn request(path: &str, client: bool) -> Request<()> {
@@ -140,6 +145,7 @@ fn count(implementation: &str, case: &str, n: u64) -> ExitCode {
         "bare" => run_requests(&mut Bare, &template, n + 1),
         "tower_prometheus" => run_requests(&mut ours(&registry).layer(Bare), &template, n + 1),
         "flat_table" => run_requests(&mut flat(&registry).layer(Bare), &template, n + 1),
+        "floor" => run_requests(&mut floor().layer(Bare), &template, n + 1),
         _ => return ExitCode::FAILURE,
     }
     ExitCode::SUCCESS
@@ -156,13 +162,22 @@ fn main() -> ExitCode {
     let registry = Registry::new();
     let ours = ours(&Registry::new());
     let flat = flat(&registry);
+    let floor = floor();
     println!(
         "{rounds} interleaved rounds of {REQUESTS} requests each, at two stack offsets; \
          overhead = case - bare, same round and offset"
     );
     println!(
-        "{:<20} {:>9} {:>9} {:>9} {:>22} {:>12} {:>12}",
-        "case", "bare ns", "ours ns", "flat ns", "ours/flat overhead", "at +0", "at +16"
+        "{:<20} {:>9} {:>9} {:>9} {:>9} {:>22} {:>12} {:>12} {:>22}",
+        "case",
+        "bare ns",
+        "ours ns",
+        "flat ns",
+        "floor ns",
+        "ours/flat overhead",
+        "at +0",
+        "at +16",
+        "ours/floor overhead"
     );
     for (case, path, client) in [
         ("matched_client", MATCHED, true),
@@ -173,20 +188,24 @@ fn main() -> ExitCode {
         let mut bare = Bare;
         let mut layered = ours.layer(Bare);
         let mut baseline = flat.layer(Bare);
+        let mut least = floor.layer(Bare);
         // Warm up: caches, branch predictors, the series.
         time_both(&mut bare, &template);
         time_both(&mut layered, &template);
         time_both(&mut baseline, &template);
+        time_both(&mut least, &template);
         let mut ratios = [Vec::new(), Vec::new(), Vec::new()];
-        let mut per_request = [Vec::new(), Vec::new(), Vec::new()];
+        let mut over_floor = Vec::new();
+        let mut per_request = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         for round in 0..rounds {
-            let mut timed = [[Duration::ZERO; 2]; 3];
-            for step in 0..3 {
-                let which = (round + step) % 3;
+            let mut timed = [[Duration::ZERO; 2]; 4];
+            for step in 0..4 {
+                let which = (round + step) % 4;
                 timed[which] = match which {
                     0 => time_both(&mut bare, &template),
                     1 => time_both(&mut layered, &template),
-                    _ => time_both(&mut baseline, &template),
+                    2 => time_both(&mut baseline, &template),
+                    _ => time_both(&mut least, &template),
                 };
             }
             let ns = timed.map(|both| both.map(|t| t.as_nanos() as f64 / REQUESTS as f64));
@@ -197,14 +216,16 @@ fn main() -> ExitCode {
                 list.push(value);
             }
             ratios[0].push((mean[1] - mean[0]) / (mean[2] - mean[0]));
+            over_floor.push((mean[1] - mean[0]) / (mean[3] - mean[0]));
             ratios[1].push(overhead_ratio(0));
             ratios[2].push(overhead_ratio(1));
         }
         let medians = per_request.map(|values| spread(values).0);
         let [(median, low, high), (at_0, _, _), (at_16, _, _)] = ratios.map(spread);
+        let (floor_median, floor_low, floor_high) = spread(over_floor);
         println!(
-            "{case:<20} {:>9.1} {:>9.1} {:>9.1} {:>10.2} ({low:.2}–{high:.2}) {at_0:>12.2} {at_16:>12.2}",
-            medians[0], medians[1], medians[2], median
+            "{case:<20} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.2} ({low:.2}–{high:.2}) {at_0:>12.2} {at_16:>12.2} {:>10.2} ({floor_low:.2}–{floor_high:.2})",
+            medians[0], medians[1], medians[2], medians[3], median, floor_median
         );
     }
 

@@ -14,6 +14,9 @@
 //! - [`NaiveLayer`] calls `with_label_values` for every metric of every
 //!   request.
 //!
+//! [`FloorLayer`] is no peer but the physical floor: the least any correct
+//! timing layer must do per request (see its module).
+//!
 //! [`FlatTableLayer`] is the strongest of them, with a layer of its own:
 //! every (route, method, status) series' handles resolved once into a flat
 //! table of write-once slots indexed densely, shared state that no
@@ -24,6 +27,7 @@ mod api_key;
 mod cached_handles;
 mod ctms;
 mod flat_table;
+mod floor;
 mod layer;
 mod naive;
 pub mod workload;
@@ -31,6 +35,7 @@ pub mod workload;
 pub use cached_handles::CachedHandles;
 pub use ctms::Families;
 pub use flat_table::{FlatTableFuture, FlatTableLayer, FlatTableService};
+pub use floor::{FloorFuture, FloorLayer, FloorService};
 pub use layer::{MetricsLayer, MetricsService, Record, ResponseFuture, Sample};
 pub use naive::Naive;
 
