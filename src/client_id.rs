@@ -1,7 +1,7 @@
 //! Client ids: who made an API request, and the bounded table of the ids
 //! seen so far.
 
-use std::{borrow::Cow, fmt, num::NonZeroU32};
+use std::{borrow::Cow, fmt};
 #[cfg(not(loom))]
 use std::{collections::hash_map::RandomState, hash::BuildHasher};
 
@@ -72,23 +72,6 @@ impl ClientSlot {
     #[inline]
     pub(crate) fn index(self) -> usize {
         self.0
-    }
-
-    /// The slot in four bytes (its index plus one), for a record that is
-    /// moved several times per request. Slots stay below
-    /// [`MAX_CLIENT_IDS_LIMIT`] plus one, so every slot fits.
-    #[inline]
-    pub(crate) fn compact(self) -> NonZeroU32 {
-        u32::try_from(self.0 + 1)
-            .ok()
-            .and_then(NonZeroU32::new)
-            .unwrap_or(NonZeroU32::MAX)
-    }
-
-    /// The slot of [`compact`](Self::compact)'s value.
-    #[inline]
-    pub(crate) fn from_compact(compact: NonZeroU32) -> Self {
-        Self(compact.get() as usize - 1)
     }
 }
 

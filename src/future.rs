@@ -84,16 +84,6 @@ impl<F> fmt::Debug for ResponseFuture<F> {
 /// A plain field rather than a pinned drop: it needs no pinning, and it is
 /// also dropped when the inner service's `call` unwinds, before any future
 /// exists.
-///
-/// Aligned to 16 bytes: it is moved several times per request (between
-/// `call`'s frames, into the response future, into the caller's pinned
-/// slot), in 16- and 32-byte vector moves. At the 8-byte alignment of its
-/// fields, where those moves fell depended on the stack's randomised
-/// start, and some runs of the same binary took about 10 ns more per
-/// request than others. Not to a cache line, which was steadier still:
-/// axum's `Router::layer` boxes the response future on every request, and
-/// an allocation aligned past 16 bytes takes the allocator's slow path.
-#[repr(align(16))]
 pub(crate) struct Guard {
     /// `Some` until the request is recorded or handed on to the body; `None`
     /// for paths that are not recorded at all.
@@ -193,21 +183,5 @@ impl fmt::Debug for Guard {
         f.debug_struct("Guard")
             .field("recorded", &self.pending.is_none())
             .finish()
-    }
-}
-#[cfg(all(test, not(loom)))]
-mod tests {
-    /// Every request moves its guard several times (into the response
-    /// future, into the caller's pinned slot), so its size is paid per
-    /// request; this pins it where it is, so that growth is a decision.
-    /// (`std::time::Instant`, without the `quanta` feature, takes 8 bytes
-    /// more than a raw TSC reading.) Its alignment stays at 16: more would
-    /// send every boxed response future to the allocator's slow path.
-    #[test]
-    fn the_guard_stays_within_its_size_and_alignment() {
-        let limit = 104 + std::mem::size_of::<crate::clock::Stamp>();
-        let size = std::mem::size_of::<super::Guard>();
-        assert!(size <= limit, "{size} bytes, over {limit}");
-        assert_eq!(std::mem::align_of::<super::Guard>(), 16);
     }
 }

@@ -21,7 +21,7 @@ mod exemplars;
 mod lease;
 mod native;
 
-use std::{fmt, num::NonZeroU32, sync::Arc};
+use std::{fmt, sync::Arc};
 
 use http::Method;
 use prometheus::Registry;
@@ -401,10 +401,9 @@ impl Recorder {
             shard: shard.clone(),
             route,
             method,
-            client_slot: None,
-            client_new: None,
+            client: RequestClient::None,
             grpc: false,
-            trace: [0; 16],
+            trace: None,
             start: tables.clock.now(),
         };
         (pending, tally)
@@ -429,22 +428,23 @@ pub(crate) struct Pending {
     shard: Arc<Shard>,
     route: RouteId,
     method: MethodLabel,
-    /// The client id the request brought, as far as it is known at
-    /// `call`: none, an id with a slot already (or the overflow slot), or
-    /// an id the table has not seen, which claims a slot only if it is the
-    /// id recorded, so that an id a response's `ClientId` overrides never
-    /// takes one. Two fields of the record itself rather than an enum: 20
-    /// bytes where the enum took 24, in a record that is moved several
-    /// times per request.
-    client_slot: Option<NonZeroU32>,
-    client_new: Option<Box<str>>,
+    client: RequestClient,
     /// Whether this is a gRPC call.
     grpc: bool,
-    /// The trace to keep as an exemplar; all zeros for none, which no
-    /// [`TraceId`] is. Plain bytes rather than an `Option`: one byte less
-    /// to move with the record, which is moved several times per request.
-    trace: [u8; 16],
+    /// The trace to keep as an exemplar.
+    trace: Option<TraceId>,
     start: Stamp,
+}
+
+/// The client id a request brought, as far as it is known at `call`.
+enum RequestClient {
+    None,
+    /// An id with a slot already (or the overflow slot).
+    Slot(ClientSlot),
+    /// An id the table has not seen, which claims a slot only if it is the
+    /// id recorded, so that an id a response's `ClientId` overrides never
+    /// takes one.
+    New(Box<str>),
 }
 
 impl Pending {
@@ -454,16 +454,12 @@ impl Pending {
     pub(crate) fn set_request_client(&mut self, id: &str) {
         match self.shard.tables.clients.find(id) {
             Some(slot) => self.set_client_slot(slot),
-            None => {
-                self.client_slot = None;
-                self.client_new = Some(id.into());
-            }
+            None => self.client = RequestClient::New(id.into()),
         }
     }
 
     fn set_client_slot(&mut self, slot: ClientSlot) {
-        self.client_slot = Some(slot.compact());
-        self.client_new = None;
+        self.client = RequestClient::Slot(slot);
     }
 
     /// A counter of this request's body bytes.
@@ -479,7 +475,7 @@ impl Pending {
     /// Keeps the request's trace id, for its exemplar.
     #[inline]
     pub(crate) fn set_trace(&mut self, trace: Option<TraceId>) {
-        self.trace = trace.map_or([0; 16], TraceId::to_bytes);
+        self.trace = trace;
     }
 
     /// Marks the request as a gRPC call: it is recorded with its gRPC
@@ -535,9 +531,10 @@ impl Pending {
         let elapsed_ns = tables.clock.elapsed_ns(self.start);
         let client = match response_client {
             Some(id) => Some(tables.clients.slot(id.as_str())),
-            None => match (&self.client_new, self.client_slot) {
-                (Some(id), _) => Some(tables.clients.slot(id)),
-                (None, slot) => slot.map(ClientSlot::from_compact),
+            None => match &self.client {
+                RequestClient::New(id) => Some(tables.clients.slot(id)),
+                RequestClient::Slot(slot) => Some(*slot),
+                RequestClient::None => None,
             },
         };
         // The shard of the thread recording, which need not be the one
@@ -560,14 +557,7 @@ impl Pending {
             cells.add_grpc(code);
         }
         if tables.extras {
-            add_extras(
-                tables,
-                &cells,
-                status,
-                bucket,
-                elapsed_ns,
-                TraceId::from_bytes(self.trace),
-            );
+            add_extras(tables, &cells, status, bucket, elapsed_ns, self.trace);
         }
     }
 }
@@ -616,10 +606,8 @@ pub(crate) struct Tally {
     route: RouteId,
     method: MethodLabel,
     in_flight: bool,
-    /// Whether response bytes are counted. A flag beside a plain count
-    /// rather than an `Option<u64>`: 8 bytes less in every response future.
-    counts_bytes: bool,
-    bytes: u64,
+    /// The response bytes sent so far, when they are counted.
+    bytes: Option<u64>,
 }
 
 impl Tally {
@@ -635,15 +623,16 @@ impl Tally {
             route,
             method,
             in_flight: tables.in_flight,
-            counts_bytes: tables.response_bytes,
-            bytes: 0,
+            bytes: tables.response_bytes.then_some(0),
         }
     }
 
     /// Counts `bytes` sent in a frame of the response body.
     #[inline]
     pub(crate) fn sent(&mut self, bytes: usize) {
-        self.bytes += bytes as u64;
+        if let Some(sent) = &mut self.bytes {
+            *sent += bytes as u64;
+        }
     }
 }
 
@@ -656,10 +645,8 @@ impl Drop for Tally {
         if self.in_flight {
             extras.in_flight.fetch_sub(1, Ordering::Relaxed);
         }
-        if self.counts_bytes {
-            extras
-                .response_bytes
-                .fetch_add(self.bytes, Ordering::Relaxed);
+        if let Some(bytes) = self.bytes {
+            extras.response_bytes.fetch_add(bytes, Ordering::Relaxed);
         }
     }
 }
