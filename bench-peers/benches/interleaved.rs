@@ -229,14 +229,15 @@ fn main() -> ExitCode {
         );
     }
 
-    // Two threads on one route against one, interleaved the same way.
-    let threads_time = |threads: usize, layered: bool| {
+    // Two threads on one route against one, interleaved the same way, and
+    // the same with a client id on every request.
+    let threads_time = |threads: usize, layered: bool, client: bool| {
         let services: Vec<_> = (0..threads).map(|_| ours.layer(Bare)).collect::<Vec<_>>();
         let start = Instant::now();
         thread::scope(|scope| {
             for mut service in services {
                 scope.spawn(move || {
-                    let template = request(MATCHED, false);
+                    let template = request(MATCHED, client);
                     if layered {
                         run_requests(&mut service, &template, REQUESTS);
                     } else {
@@ -247,20 +248,24 @@ fn main() -> ExitCode {
         });
         start.elapsed().as_secs_f64() / threads as f64
     };
-    for layered in [false, true] {
+    for (layered, client) in [(false, false), (true, false), (true, true)] {
         let mut speedups = Vec::new();
         for round in 0..rounds {
             let (one, two) = if round % 2 == 0 {
-                let one = threads_time(1, layered);
-                (one, threads_time(2, layered))
+                let one = threads_time(1, layered, client);
+                (one, threads_time(2, layered, client))
             } else {
-                let two = threads_time(2, layered);
-                (threads_time(1, layered), two)
+                let two = threads_time(2, layered, client);
+                (threads_time(1, layered, client), two)
             };
             speedups.push(one / two);
         }
         let (median, low, high) = spread(speedups);
-        let name = if layered { "tower_prometheus" } else { "bare" };
+        let name = match (layered, client) {
+            (false, _) => "bare",
+            (true, false) => "tower_prometheus",
+            (true, true) => "tower_prometheus with a client id",
+        };
         println!("two threads vs one, {name}: {median:.2}× ({low:.2}–{high:.2})");
     }
     ExitCode::SUCCESS
