@@ -344,17 +344,14 @@ impl<M: RequestBodyMode> Builder<M> {
     /// available parallelism, at most 64). Anything else makes
     /// [`build`](Self::build) fail with [`BuildError::InvalidShards`].
     ///
-    /// Each thread that records takes, on its first request, the lowest
-    /// shard index no running thread holds (process-wide, for every layer)
-    /// and gives it back when it exits. A thread holding an index below
-    /// the shard count owns that shard: no other thread writes it, so it
-    /// adds with plain loads and stores instead of locked atomic adds.
-    /// Threads with a higher index write as many shared shards, with
-    /// atomic adds. Counts are exact either way; set this comfortably
-    /// above the number of threads that serve requests (a runtime's
-    /// workers, and any other thread that records first, such as the main
-    /// thread) for every one of them to own a shard. More shards cost memory only where requests reach
-    /// them, and a slightly slower scrape.
+    /// Each thread that records writes a shard of its own while there are
+    /// enough for every such thread, so cores never write the same cache
+    /// line: set this at or above the number of threads that serve
+    /// requests (a runtime's workers, and any other thread that records,
+    /// such as the main thread). More threads than shards still count
+    /// exactly, sharing shards at some cost in speed. More shards cost
+    /// memory only where requests reach them, and a slightly slower
+    /// scrape.
     #[must_use]
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);

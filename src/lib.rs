@@ -376,7 +376,7 @@
 //! |---|---|
 //! | each registered route, idle | matchit's tree for the template, plus at most 128 of the layer's own |
 //! | each route that has served a request | about 1,700 |
-//! | each (route, method, status family) group that has served a request | `16 × S`, and `16 × S` more once a thread that owns no shard records in it |
+//! | each (route, method, status family) group that has served a request | `16 × S`, and `16 × S` more once more threads than shards record in it |
 //! | each shard that has recorded in a group | about 900, plus `8 × (B + 1)` |
 //! | each client id | about twice its length, plus 64 |
 //! | each client counted in a group and shard | 8 (allocated in doubling segments) |
@@ -454,15 +454,21 @@
 //! body-end recording point, a gRPC call, the in-flight gauge or the byte
 //! count) allocates one small tracker for its body; with none of these, the
 //! body wrapper holds nothing and only delegates.
-//! Each thread writes its own shard of cells, so cores do not contend; a
-//! scrape sums the shards and is exact at the moment it runs. A thread
-//! owns its shard outright when the index it took on its first request
-//! (the lowest that no running thread held, process-wide) is below
-//! [`shards`](Builder::shards), and adds to it with plain loads and
-//! stores, no locked instruction; other threads share a second set of
-//! shards with atomic adds. Paths that
+//! Each thread that serves requests writes its own shard of cells while
+//! there are [`shards`](Builder::shards) enough for every such thread, so
+//! cores do not contend; more threads still count exactly. Paths that
 //! are not recorded cost only a bit test on their first byte (or, when
 //! that byte starts some template, the lookup).
+//!
+//! A scrape sums the shards, with no flush and no lag. What it is exact
+//! about: every series as it is read, and every histogram in itself, even
+//! while requests are recorded: a histogram's `_count` equals its `+Inf`
+//! bucket, and a native histogram's count (protobuf) equals its zero
+//! bucket plus its buckets, so Prometheus accepts every scrape whole. What
+//! it is not: one instant. Series and families are read one after the
+//! other, so under load `sum(requests_total)` and the histogram's `_count`
+//! can differ by the requests recorded while the scrape ran; at rest they
+//! agree exactly.
 //!
 //! With axum, wrapping the whole router (`layer.layer(router)`) is cheaper
 //! than `Router::layer`, which boxes and clones every route's service on
