@@ -20,7 +20,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::{
-    grpc::GrpcCode,
+    grpc::{is_grpc_response, GrpcCode},
     labels::Status,
     recorder::{Pending, Tally},
 };
@@ -169,6 +169,9 @@ impl Tracker {
     ) -> Option<Box<Self>> {
         let record = pending.and_then(|mut pending| {
             let client = response.extensions().get();
+            if pending.is_grpc() && !is_grpc_response(response.headers()) {
+                pending.set_grpc(false);
+            }
             if pending.is_grpc() {
                 pending.set_response_client(client);
                 Some(EndRecord::Grpc {
@@ -561,7 +564,7 @@ mod tests {
         let registry = Registry::new();
         let layer = builder().build(&registry).unwrap();
         let body = FramesBody::data(&["message"], Some(grpc_status("5")));
-        let mut response = serve(&layer, grpc_call(), Response::new(body));
+        let mut response = serve(&layer, grpc_call(), grpc_response(body));
         assert_eq!(
             grpc_count(&render(&registry), "NOT_FOUND"),
             Some(0.0),
@@ -595,7 +598,7 @@ mod tests {
         let registry = Registry::new();
         let layer = builder().build(&registry).unwrap();
         let body = FramesBody::data(&["one", "two"], Some(grpc_status("0")));
-        let mut response = serve(&layer, grpc_call(), Response::new(body));
+        let mut response = serve(&layer, grpc_call(), grpc_response(body));
         let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
         let _ = Pin::new(response.body_mut()).poll_frame(&mut cx);
@@ -606,6 +609,16 @@ mod tests {
         assert_eq!(total(&text, GRPC, "POST", 499), Some(1.0));
     }
 
+    /// A gRPC server's response head: the gRPC content type.
+    fn grpc_response(body: FramesBody) -> Response<FramesBody> {
+        let mut response = Response::new(body);
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        response
+    }
+
     #[test]
     fn a_grpc_stream_without_a_status_is_unknown() {
         let registry = Registry::new();
@@ -613,7 +626,7 @@ mod tests {
         let mut response = serve(
             &layer,
             grpc_call(),
-            Response::new(FramesBody::data(&["x"], None)),
+            grpc_response(FramesBody::data(&["x"], None)),
         );
         drain(response.body_mut());
         let text = render(&registry);
@@ -634,6 +647,37 @@ mod tests {
         let text = render(&registry);
         assert_eq!(total(&text, GRPC, "POST", 200), Some(1.0));
         assert_eq!(grpc_count(&text, "OK"), Some(0.0));
+    }
+
+    #[test]
+    fn a_grpc_content_type_answered_by_plain_http_is_recorded_by_its_http_status() {
+        // A client that claims gRPC on a REST route: the handler's 201 and
+        // 404 are what is recorded, not UNKNOWN (500) and UNIMPLEMENTED
+        // (501), and the route gains no gRPC series.
+        let registry = Registry::new();
+        let layer = RequestMetricsLayer::builder()
+            .route(Route::new("/contacts/{id}"))
+            .build(&registry)
+            .unwrap();
+        for code in [201, 404] {
+            let request = Request::post("/contacts/7")
+                .header("content-type", "application/grpc")
+                .body(())
+                .unwrap();
+            let mut answer = Response::new(FramesBody::data(&["{}"], None));
+            *answer.status_mut() = StatusCode::from_u16(code).unwrap();
+            answer.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            let mut response = serve(&layer, request, answer);
+            drain(response.body_mut());
+        }
+        let text = render(&registry);
+        assert_eq!(total(&text, "/contacts/{id}", "POST", 201), Some(1.0));
+        assert_eq!(total(&text, "/contacts/{id}", "POST", 404), Some(1.0));
+        assert!(!text.contains("status_code=\"50"), "{text}");
+        assert!(!text.contains("grpc_requests_total{"), "{text}");
     }
 
     #[test]
@@ -822,7 +866,7 @@ mod tests {
             .body(())
             .unwrap();
         let body = FramesBody::data(&["message"], Some(grpc_status("3")));
-        let mut response = serve(&layer, request, Response::new(body));
+        let mut response = serve(&layer, request, grpc_response(body));
         assert_eq!(
             total(&render(&registry), "/stream", "POST", 200),
             None,

@@ -242,9 +242,12 @@ impl ClientTable {
                 Some(entries) => entries,
                 None if claim && !self.is_full() => self.levels[level]
                     .get_or_init(|| (0..FIRST_LEVEL << level).map(|_| OnceLock::new()).collect()),
-                // Seen full before the level is seen missing again: a claim
-                // in a level allocated later can only overshoot the cap,
-                // and gets the overflow slot too.
+                // The level was seen missing before the cap was seen
+                // reached: look again, now that the acquire in `is_full`
+                // makes every level allocated below the cap visible (the
+                // `loom` models fail without this second look). A level
+                // allocated later serves only claims past the cap, which
+                // get the overflow slot too.
                 None if claim => self.levels[level].get()?,
                 None => return None,
             };
@@ -624,6 +627,20 @@ mod tests {
             let name = table.name(slot).unwrap();
             assert_eq!(table.slot(name), slot);
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod seed_tests {
+    use super::*;
+
+    #[test]
+    fn each_table_hashes_with_a_seed_of_its_own() {
+        // A fixed seed would let crafted ids pile up in one window of
+        // every table.
+        let seeds: std::collections::HashSet<u64> =
+            (0..4).map(|_| ClientTable::new(10, 64).seed).collect();
+        assert_eq!(seeds.len(), 4);
     }
 }
 

@@ -94,9 +94,19 @@ impl GrpcCode {
 /// travels inside the body.
 #[inline]
 pub(crate) fn is_grpc_request(method: &Method, headers: &HeaderMap) -> bool {
-    if *method != Method::POST {
-        return false;
-    }
+    *method == Method::POST && has_grpc_content_type(headers)
+}
+
+/// Whether a response answers as gRPC: its `content-type` is gRPC's, or
+/// it carries a `grpc-status`. A request that claims to be a gRPC call
+/// and gets any other answer (a REST handler's, a proxy's error page) is
+/// recorded by its HTTP status: a client's `content-type` alone must not
+/// turn a success into a gRPC failure.
+pub(crate) fn is_grpc_response(headers: &HeaderMap) -> bool {
+    has_grpc_content_type(headers) || headers.contains_key(GRPC_STATUS)
+}
+
+fn has_grpc_content_type(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
         return false;
     };

@@ -346,12 +346,13 @@ impl<M: RequestBodyMode> Builder<M> {
     ///
     /// Each thread that records writes a shard of its own while there are
     /// enough for every such thread, so cores never write the same cache
-    /// line: set this at or above the number of threads that serve
-    /// requests (a runtime's workers, and any other thread that records,
-    /// such as the main thread). More threads than shards still count
-    /// exactly, sharing shards at some cost in speed. More shards cost
-    /// memory only where requests reach them, and a slightly slower
-    /// scrape.
+    /// line. Count every thread of the process that records requests, for
+    /// this layer or any other (a runtime's workers, and any other thread
+    /// that records, such as the main thread): which shard a thread writes
+    /// is decided once per thread, for all layers. More threads than
+    /// shards still count exactly, sharing shards at some cost in speed.
+    /// More shards cost memory only where requests reach them, and a
+    /// slightly slower scrape.
     #[must_use]
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);

@@ -124,7 +124,7 @@ impl<S, M> RequestMetrics<S, M> {
             return;
         };
         if is_grpc_request(request.method(), request.headers()) {
-            pending.set_grpc();
+            pending.set_grpc(true);
         }
         if let Some(read) = &state.client_id_from_request {
             // A panic in the user's reader is recorded as 500, like one in

@@ -24,60 +24,68 @@ pub(crate) use loom::sync::{
 mod model {
     //! std's `OnceLock` as loom sees it.
     //!
-    //! `get` is one acquire load of a flag, as in std, so a thread that has
-    //! no happens-before edge to the initialisation may still find the cell
-    //! empty: the case the table's orderings exist for. `get_or_init`
-    //! serialises initialisers on a lock and waits for one under way, as
-    //! std's does. Values are leaked so that references to them need no
-    //! `unsafe`: a model allocates a few dozen.
+    //! `get` is one acquire load of the value's address, as in std, so a
+    //! thread that has no happens-before edge to the initialisation may
+    //! still find the cell empty: the case the table's orderings exist
+    //! for. `get_or_init` serialises initialisers on a lock and waits for
+    //! one under way, as std's does. Values are leaked, never freed: a
+    //! model allocates a few dozen.
 
     use loom::sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicPtr, Ordering},
         Mutex,
     };
 
     pub(crate) struct OnceLock<T: 'static> {
-        ready: AtomicBool,
-        value: Mutex<Option<&'static T>>,
+        value: AtomicPtr<T>,
+        init: Mutex<()>,
     }
 
     impl<T: 'static> OnceLock<T> {
         pub(crate) fn new() -> Self {
             Self {
-                ready: AtomicBool::new(false),
-                value: Mutex::new(None),
+                value: AtomicPtr::new(std::ptr::null_mut()),
+                init: Mutex::new(()),
             }
         }
 
         pub(crate) fn get(&self) -> Option<&T> {
-            if !self.ready.load(Ordering::Acquire) {
-                return None;
+            let value = self.value.load(Ordering::Acquire);
+            #[allow(unsafe_code)]
+            // SAFETY: a non-null address is that of a leaked `Box`, stored
+            // once and never freed, whose initialisation the acquire load
+            // has made visible.
+            unsafe {
+                value.as_ref()
             }
-            *self.value.lock().unwrap()
         }
 
         pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
             if let Some(value) = self.get() {
                 return value;
             }
-            let mut value = self.value.lock().unwrap();
-            if let Some(value) = *value {
+            let _initialising = self.init.lock().unwrap();
+            // An earlier initialiser stored before it unlocked.
+            if let Some(value) = self.get() {
                 return value;
             }
-            let made: &'static T = Box::leak(Box::new(init()));
-            *value = Some(made);
-            self.ready.store(true, Ordering::Release);
-            made
+            self.publish(init())
         }
 
         pub(crate) fn set(&self, new: T) -> Result<(), T> {
-            let mut value = self.value.lock().unwrap();
-            if value.is_some() {
+            let _initialising = self.init.lock().unwrap();
+            if self.get().is_some() {
                 return Err(new);
             }
-            *value = Some(Box::leak(Box::new(new)));
-            self.ready.store(true, Ordering::Release);
+            self.publish(new);
             Ok(())
+        }
+
+        fn publish(&self, value: T) -> &T {
+            let value: &'static T = Box::leak(Box::new(value));
+            self.value
+                .store(std::ptr::from_ref(value).cast_mut(), Ordering::Release);
+            value
         }
     }
 

@@ -169,6 +169,11 @@ impl Cells {
         )
     }
 
+    /// Whether a gRPC call has been counted in these cells.
+    pub(super) fn has_grpc(&self) -> bool {
+        self.grpc.get().is_some()
+    }
+
     /// The count of a gRPC status code.
     pub(super) fn grpc(&self, code: GrpcCode) -> u64 {
         self.grpc
@@ -503,7 +508,10 @@ impl Directory {
         place: Place,
     ) -> Option<ShardWriter<'_>> {
         let (shard, lease) = match place {
-            Place::Owned(lease) => (lease.index(), Some(lease)),
+            // The plain path only on the owned shard of the lease's own
+            // index, whoever made the place.
+            Place::Owned(lease) if lease.index() < self.owned => (lease.index(), Some(lease)),
+            Place::Owned(lease) => (self.owned + (lease.index() & (self.owned - 1)), None),
             Place::Shared(shared) => (self.owned + shared, None),
         };
         Some(ShardWriter {

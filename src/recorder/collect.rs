@@ -146,7 +146,8 @@ impl Recorder {
                     .iter()
                     .flat_map(|&m| StatusFamily::all().map(move |f| (m, f)))
                     .filter_map(|(m, f)| tables.directory.group(route, m, f));
-                for cells in groups.flat_map(|group| group.cells()) {
+                let cells = groups.flat_map(|group| group.cells());
+                for cells in cells.filter(|cells| cells.has_grpc()) {
                     for code in GrpcCode::all() {
                         counts[code.index()] += cells.grpc(code);
                     }

@@ -210,12 +210,14 @@ pub(crate) struct Shard {
 
 impl Shard {
     /// Counts a request that matched no template, from the thread at
-    /// `place`, which is this shard's.
+    /// `place`: plainly only when the place is this shard's own lease.
     #[inline]
     fn count_unmatched(&self, place: Place) {
         match place {
-            Place::Owned(lease) => lease::add_owned(&self.unmatched, 1, lease),
-            Place::Shared(_) => lease::add_shared(&self.unmatched, 1),
+            Place::Owned(lease) if lease.index() == self.index => {
+                lease::add_owned(&self.unmatched, 1, lease);
+            }
+            _ => lease::add_shared(&self.unmatched, 1),
         }
     }
 }
@@ -478,10 +480,10 @@ impl Pending {
         self.trace = trace;
     }
 
-    /// Marks the request as a gRPC call: it is recorded with its gRPC
-    /// status, at the end of its body.
-    pub(crate) fn set_grpc(&mut self) {
-        self.grpc = true;
+    /// Marks the request as a gRPC call, recorded with its gRPC status at
+    /// the end of its body, or as not one.
+    pub(crate) fn set_grpc(&mut self, grpc: bool) {
+        self.grpc = grpc;
     }
 
     /// Whether the request is a gRPC call.
