@@ -66,7 +66,8 @@ impl<const WORDS: usize> BitSet<WORDS> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use super::*;
 

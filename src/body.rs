@@ -274,7 +274,8 @@ impl Drop for Tracker {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use std::{
         convert::Infallible,

@@ -381,7 +381,8 @@ fn half_word_at(bytes: &[u8]) -> u32 {
     u32::from_le_bytes(word)
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use super::*;
     use std::{collections::HashSet, sync::Arc, thread};
@@ -630,7 +631,8 @@ mod tests {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod seed_tests {
     use super::*;
 
@@ -644,7 +646,8 @@ mod seed_tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(test)]
+#[cfg(loom)]
 mod loom_models {
     use loom::{sync::Arc, thread};
 

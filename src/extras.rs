@@ -167,7 +167,8 @@ pub(crate) fn deposit(family: FamilyExtras) {
     });
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use super::*;
 

@@ -151,7 +151,8 @@ pub(crate) fn is_grpc_route(template: &str, forced: bool) -> bool {
     forced || (service.contains('.') && literal(service) && literal(method))
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use super::*;
 

@@ -84,7 +84,8 @@ impl RequestMetricsLayer {
 }
 
 impl<M> RequestMetricsLayer<M> {
-    #[cfg(all(test, not(loom)))]
+    #[cfg(test)]
+    #[cfg(not(loom))]
     pub(crate) fn recorder(&self) -> &Arc<crate::recorder::Recorder> {
         &self.state.recorder
     }
@@ -817,7 +818,8 @@ fn default_shards() -> usize {
     (cores * 2).min(64)
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use http::Method;
     use prometheus::{IntCounter, Registry};

@@ -529,7 +529,8 @@ mod service;
 mod sync;
 mod trace_id;
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod test_helpers;
 
 pub use body::ResponseBody;

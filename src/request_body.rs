@@ -105,7 +105,8 @@ impl<B: fmt::Debug> fmt::Debug for RequestBody<B> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use std::{convert::Infallible, future::Future, pin::pin};
 

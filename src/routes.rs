@@ -391,7 +391,8 @@ impl Routes {
     }
 
     /// The route a request path is recorded under, if any.
-    #[cfg(all(test, not(loom)))]
+    #[cfg(test)]
+    #[cfg(not(loom))]
     pub(crate) fn resolve(&self, path: &str) -> Option<RouteId> {
         self.lookup(path).or(self.unmatched)
     }
@@ -640,7 +641,8 @@ fn insert_error(template: &str, error: InsertError) -> BuildError {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use http::Method;
 

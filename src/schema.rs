@@ -390,7 +390,8 @@ impl Profile {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use http::Method;
 

@@ -75,7 +75,8 @@ impl<T: Default + 'static> Segmented<T> {
     }
 
     /// Bytes allocated for elements so far.
-    #[cfg(all(test, not(loom)))]
+    #[cfg(test)]
+    #[cfg(not(loom))]
     pub(crate) fn allocated_len(&self) -> usize {
         self.segments
             .iter()
@@ -101,7 +102,8 @@ impl<T: 'static> fmt::Debug for Segmented<T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 

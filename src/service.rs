@@ -253,7 +253,8 @@ where
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use std::{
         convert::Infallible,

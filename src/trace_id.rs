@@ -136,7 +136,8 @@ impl fmt::Debug for TraceId {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use http::HeaderValue;
 

@@ -65,7 +65,8 @@ impl Body for MetricsBody {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use super::*;
     use crate::test_helpers::noop_waker;

@@ -148,7 +148,8 @@ fn protobuf(proto: Option<&str>, encoding: Option<&str>) -> Option<Format> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use http::HeaderValue;
 

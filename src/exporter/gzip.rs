@@ -54,7 +54,8 @@ pub(crate) fn gzip(text: &[u8]) -> std::io::Result<Vec<u8>> {
     encoder.finish()
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use std::io::Read;
 

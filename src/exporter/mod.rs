@@ -323,7 +323,8 @@ impl<B> Service<Request<B>> for MetricsExporter {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use prometheus::IntCounter;
     use tower::ServiceExt;

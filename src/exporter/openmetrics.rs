@@ -235,7 +235,8 @@ fn push_float(out: &mut String, value: f64) {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 fn float(value: f64) -> String {
     let mut out = String::new();
     push_float(&mut out, value);
@@ -258,7 +259,8 @@ fn bound_text(bounds: &mut Vec<(u64, String)>, value: f64) -> &str {
     &bounds[index].1
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use prometheus::{
         core::Collector, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry,

@@ -170,7 +170,8 @@ fn exemplar(recorded: &RecordedExemplar) -> pb::Exemplar {
 }
 
 /// Decodes an exposition back into its messages.
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 pub(crate) fn decode(mut bytes: &[u8]) -> Vec<pb::MetricFamily> {
     let mut families = Vec::new();
     while !bytes.is_empty() {
@@ -181,7 +182,8 @@ pub(crate) fn decode(mut bytes: &[u8]) -> Vec<pb::MetricFamily> {
     families
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 

@@ -128,7 +128,8 @@ impl Share {
         }
     }
 
-    #[cfg(all(test, not(loom)))]
+    #[cfg(test)]
+    #[cfg(not(loom))]
     pub(super) fn holds_a_render(&self) -> bool {
         self.lock().latest.is_some()
     }

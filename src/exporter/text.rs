@@ -199,7 +199,8 @@ pub(super) fn push_escaped(out: &mut String, text: &str, quotes: bool) {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use prometheus::{
         core::Collector, Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, Opts,

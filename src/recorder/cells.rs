@@ -555,7 +555,8 @@ impl Directory {
 
     /// The cells of any shard, owned or shared, with atomic adds: for a
     /// test that writes them from one thread.
-    #[cfg(all(test, not(loom)))]
+    #[cfg(test)]
+    #[cfg(not(loom))]
     pub(super) fn cells_of_shard(
         &self,
         route: RouteId,
@@ -570,7 +571,8 @@ impl Directory {
     }
 
     /// How many groups have their shared shards' pointers allocated.
-    #[cfg(all(test, not(loom)))]
+    #[cfg(test)]
+    #[cfg(not(loom))]
     pub(super) fn groups_with_shared_shards(&self) -> usize {
         self.routes
             .iter()
@@ -582,7 +584,8 @@ impl Directory {
 
     /// Bytes allocated for the directory and the cells so far, not
     /// counting client counters.
-    #[cfg(all(test, not(loom)))]
+    #[cfg(test)]
+    #[cfg(not(loom))]
     pub(super) fn allocated_bytes(&self) -> usize {
         use std::mem::size_of;
         let mut bytes = self.routes.len() * size_of::<OnceLock<Box<RouteGroups>>>();

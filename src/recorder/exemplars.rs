@@ -63,7 +63,8 @@ pub(super) fn latest(a: Option<Exemplar>, b: Option<Exemplar>) -> Option<Exempla
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use std::sync::{
         atomic::{AtomicBool, Ordering},
@@ -133,7 +134,8 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(test)]
+#[cfg(loom)]
 mod loom_models {
     use loom::{sync::Arc, thread};
 

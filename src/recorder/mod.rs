@@ -411,13 +411,15 @@ impl Recorder {
         (pending, tally)
     }
 
-    #[cfg(all(test, not(loom)))]
+    #[cfg(test)]
+    #[cfg(not(loom))]
     pub(crate) fn tables(&self) -> &Tables {
         &self.tables
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 impl Tables {
     /// Bytes the directory and cells hold.
     pub(crate) fn allocated_bytes(&self) -> usize {
@@ -724,7 +726,8 @@ fn unix_seconds() -> f64 {
         .map_or(0.0, |since| since.as_secs_f64())
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use http::{Method, StatusCode};
     use prometheus::proto::MetricFamily;

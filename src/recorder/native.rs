@@ -126,7 +126,8 @@ fn frexp(value: f64) -> (f64, i32) {
     (fraction, exponent)
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
+#[cfg(not(loom))]
 mod tests {
     use super::*;
 
