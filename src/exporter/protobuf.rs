@@ -221,6 +221,30 @@ mod tests {
             .collect();
         assert_eq!(buckets, [(0.5, 1), (1.0, 2)]);
         assert_eq!(wait.schema, None, "no native histogram unless kept");
+        assert_eq!(families[1].r#type, Some(pb::MetricType::Histogram as i32));
+    }
+
+    #[test]
+    fn a_timestamp_and_an_exemplars_time_are_kept() {
+        let mut family = plain::MetricFamily::default();
+        family.set_name("jobs_total".to_owned());
+        family.set_field_type(MetricType::COUNTER);
+        let mut metric = plain::Metric::default();
+        metric.set_timestamp_ms(1_700_000_000_123);
+        metric.set_counter(plain::Counter::default());
+        family.mut_metric().push(metric);
+        let message = &decode(&encode(&[family], &Extras::default()))[0].metric[0];
+        assert_eq!(message.timestamp_ms, Some(1_700_000_000_123));
+
+        let recorded = RecordedExemplar {
+            trace_id: crate::TraceId::from_bytes([7; 16]).unwrap(),
+            value: 0.25,
+            timestamp: 1_700_000_000.75,
+        };
+        let timestamp = exemplar(&recorded).timestamp.unwrap();
+        assert_eq!(timestamp.seconds, 1_700_000_000);
+        let nanos = timestamp.nanos;
+        assert!((749_999_000..=750_001_000).contains(&nanos), "{nanos}");
     }
 
     fn classic(count: u64) -> plain::Histogram {

@@ -194,3 +194,72 @@ async fn exemplars_sit_on_the_status_codes_own_histogram() {
         with_exemplar[0]
     );
 }
+
+#[cfg(feature = "protobuf")]
+#[tokio::test]
+async fn each_status_codes_histogram_keeps_its_own_sum_and_native_buckets() {
+    use tower_prometheus::proto::MetricFamily;
+
+    let registry = Registry::new();
+    let layer = RequestMetricsLayer::builder()
+        .profile(Profile::OpenTelemetry)
+        .route(Route::new("/slow"))
+        .native_histograms(3)
+        .build(&registry)
+        .unwrap();
+    // Each request takes at least 2 ms, so every sum has a floor.
+    for status in [200, 200, 404] {
+        let service = layer.layer(service_fn(move |_: Request<()>| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            let mut response = Response::new(String::new());
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            Ok::<_, Infallible>(response)
+        }));
+        let request = Request::get("/slow").body(()).unwrap();
+        service.oneshot(request).await.unwrap();
+    }
+    let bytes = MetricsExporter::new(registry)
+        .render_as(Format::Protobuf)
+        .unwrap();
+    let mut rest = &bytes[..];
+    let mut families: Vec<MetricFamily> = Vec::new();
+    while !rest.is_empty() {
+        families.push(prost::Message::decode_length_delimited(&mut rest).unwrap());
+    }
+    let durations = families
+        .iter()
+        .find(|f| f.name.as_deref() == Some("http_server_request_duration_seconds"))
+        .unwrap();
+    for (code, requests) in [("200", 2_u64), ("404", 1)] {
+        let histogram = durations
+            .metric
+            .iter()
+            .find(|metric| {
+                metric.label.iter().any(|l| {
+                    l.name.as_deref() == Some("http_response_status_code")
+                        && l.value.as_deref() == Some(code)
+                })
+            })
+            .and_then(|metric| metric.histogram.as_ref())
+            .unwrap_or_else(|| panic!("no histogram for {code}"));
+        assert_eq!(histogram.sample_count, Some(requests), "{code}");
+        let sum = histogram.sample_sum.unwrap();
+        assert!(
+            sum >= 0.002 * requests as f64 && sum < 60.0,
+            "{code}: sum {sum}"
+        );
+        // The native buckets hold this code's requests, none of the other's.
+        let mut bucket = 0_i64;
+        let mut in_buckets = histogram.zero_count.unwrap_or(0);
+        for delta in &histogram.positive_delta {
+            bucket += delta;
+            in_buckets += u64::try_from(bucket).unwrap();
+        }
+        assert_eq!(in_buckets, requests, "{code}: {histogram:?}");
+        assert_eq!(
+            histogram.zero_count,
+            Some(0),
+            "2 ms is past the zero bucket"
+        );
+    }
+}
