@@ -7,9 +7,11 @@
 //! of two): the first half are owned, each by the one live thread holding
 //! the [`lease`] of its index, which adds to them without locked
 //! instructions; the second half are shared, with locked adds, by the
-//! threads that hold no lease below that count. A scrape sums the shards:
-//! it reports exactly what the cells hold when it runs, with no flush and
-//! no lag.
+//! threads that hold no lease below that count. Which kind a write takes
+//! is decided by a [`cells::ShardWriter`], made only from the thread's
+//! lease. A scrape sums the shards, with no flush and no lag: each series
+//! exact as read, each histogram consistent in itself, two series read at
+//! two moments.
 //!
 //! A request is recorded through a [`Pending`], which [`Recorder::start`]
 //! hands out when the request arrives and [`Pending::finish`] consumes.
