@@ -21,7 +21,7 @@ use std::{
 use http::{Method, Request};
 use prometheus::Registry;
 use tower::{Layer, Service};
-use tower_prometheus::{ClientId, Format, MetricsExporter, RequestMetricsLayer, Route};
+use tower_prometheus::{ClientId, ClientIds, Format, MetricsExporter, RequestMetricsLayer, Route};
 
 #[path = "workload/mod.rs"]
 mod workload;
@@ -77,7 +77,7 @@ fn scrape_registry(series: usize) -> Registry {
                 .statuses(STATUSES)
                 .with_client_series()
         }))
-        .clients(["client_a", "client_b"])
+        .client_ids(ClientIds::new().known(["client_a", "client_b"]))
         .build(&registry)
         .expect("valid configuration");
     registry
@@ -268,7 +268,7 @@ fn main() -> ExitCode {
         }
         "matched_native" => {
             let layer = builder()
-                .native_histograms(tower_prometheus::DEFAULT_NATIVE_SCHEMA)
+                .native_histograms(true)
                 .build(&Registry::new())
                 .expect("valid configuration");
             run_requests(layer.layer(Bare { client: None }), &matched, n + 1)

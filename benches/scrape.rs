@@ -19,7 +19,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 use tower::Service;
-use tower_prometheus::{MetricsBody, MetricsExporter, RequestMetricsLayer, Route};
+use tower_prometheus::{ClientIds, MetricsBody, MetricsExporter, RequestMetricsLayer, Route};
 
 const METHODS: [Method; 5] = [
     Method::GET,
@@ -58,7 +58,7 @@ fn ours(routes: usize) -> Registry {
                 .statuses(STATUSES)
                 .with_client_series()
         }))
-        .clients(CLIENTS)
+        .client_ids(ClientIds::new().known(CLIENTS))
         .build(&registry)
         .expect("valid configuration");
     registry

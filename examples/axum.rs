@@ -83,7 +83,7 @@ async fn run() -> Result<(), String> {
     let registry = Registry::new();
     let metrics = RequestMetricsLayer::builder()
         .profile(profile)
-        .templates_from_matched_path()
+        .templates_from_matched_path(true)
         .build(&registry)
         .map_err(|err| format!("cannot build the metrics layer: {err}"))?;
 

@@ -6,6 +6,7 @@ use std::{borrow::Cow, fmt};
 use std::{collections::hash_map::RandomState, hash::BuildHasher};
 
 use crate::{
+    limits::MAX_CLIENT_IDS,
     schema::OTHER_CLIENT_ID,
     segmented::Segmented,
     sync::{AtomicUsize, OnceLock, Ordering},
@@ -54,13 +55,6 @@ impl fmt::Display for ClientId {
         f.write_str(&self.0)
     }
 }
-
-/// The largest [`max_client_ids`](crate::Builder::max_client_ids) allowed.
-pub const MAX_CLIENT_IDS_LIMIT: usize = 10_000;
-
-/// The largest [`max_client_id_len`](crate::Builder::max_client_id_len)
-/// allowed, in bytes.
-pub const MAX_CLIENT_ID_LEN_LIMIT: usize = 1024;
 
 /// Dense index of a client id; [`ClientTable::overflow`] for ids past the
 /// caps.
@@ -113,11 +107,11 @@ struct Entry {
 }
 
 impl ClientTable {
-    /// A table for at most `max_ids` ids (at most [`MAX_CLIENT_IDS_LIMIT`])
+    /// A table for at most `max_ids` ids (at most [`MAX_CLIENT_IDS`])
     /// of at most `max_len` bytes; nothing proportional to either is
     /// allocated yet.
     pub(crate) fn new(max_ids: usize, max_len: usize) -> Self {
-        let max_ids = max_ids.min(MAX_CLIENT_IDS_LIMIT);
+        let max_ids = max_ids.min(MAX_CLIENT_IDS);
         // Room for four times the cap over all levels.
         let mut level_count = 1;
         while FIRST_LEVEL * ((1 << level_count) - 1) < 4 * max_ids && level_count < MAX_LEVELS {
@@ -493,7 +487,7 @@ mod tests {
 
     #[test]
     fn a_large_cap_allocates_nothing_until_ids_arrive() {
-        let table = ClientTable::new(MAX_CLIENT_IDS_LIMIT, 64);
+        let table = ClientTable::new(MAX_CLIENT_IDS, 64);
         assert!(table.levels.iter().all(|level| level.get().is_none()));
         assert_eq!(table.names.allocated_len(), 0);
         for i in 0..20 {
@@ -511,12 +505,12 @@ mod tests {
 
     #[test]
     fn the_table_holds_its_whole_cap() {
-        let table = ClientTable::new(MAX_CLIENT_IDS_LIMIT, 64);
-        for i in 0..MAX_CLIENT_IDS_LIMIT {
+        let table = ClientTable::new(MAX_CLIENT_IDS, 64);
+        for i in 0..MAX_CLIENT_IDS {
             assert_eq!(table.slot(&format!("client-{i}")).index(), i);
         }
         assert_eq!(table.slot("one-more"), table.overflow());
-        for i in (0..MAX_CLIENT_IDS_LIMIT).step_by(97) {
+        for i in (0..MAX_CLIENT_IDS).step_by(97) {
             assert_eq!(table.find(&format!("client-{i}")), Some(ClientSlot(i)));
         }
     }

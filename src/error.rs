@@ -2,7 +2,7 @@
 
 use std::{error::Error, fmt};
 
-use crate::layer::{MAX_BUCKETS, MAX_NAMESPACE_LEN};
+use crate::limits::{MAX_BUCKETS, MAX_NAMESPACE_LEN};
 
 /// Why [`Builder::build`](crate::Builder::build) refused the configuration.
 ///
@@ -12,22 +12,19 @@ use crate::layer::{MAX_BUCKETS, MAX_NAMESPACE_LEN};
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum BuildError {
-    /// The namespace is not a valid metric name prefix.
+    /// The namespace is not a valid metric name prefix: ASCII letters,
+    /// digits and underscores, not starting with a digit, at most
+    /// [`MAX_NAMESPACE_LEN`] bytes.
     InvalidNamespace {
         /// The namespace as given.
         namespace: String,
     },
-    /// A route template uses the `:param` or `*rest` syntax of older routers.
-    LegacyTemplateSyntax {
+    /// A route template cannot be registered; `reason` says why.
+    InvalidTemplate {
         /// The template as given.
         template: String,
-        /// The same template in `{param}` / `{*rest}` syntax.
-        suggestion: String,
-    },
-    /// A route template does not start with `/`, so no path could match it.
-    TemplateWithoutLeadingSlash {
-        /// The template as given.
-        template: String,
+        /// What is wrong with it.
+        reason: TemplateError,
     },
     /// A route template conflicts with one registered before it (or is the
     /// same template registered twice).
@@ -37,80 +34,9 @@ pub enum BuildError {
         /// The registered template it conflicts with.
         with: String,
     },
-    /// The router rejected a route template for another reason.
-    InvalidTemplate {
-        /// The template as given.
-        template: String,
-        /// The router's reason.
-        source: matchit::InsertError,
-    },
-    /// A route template is longer than [`MAX_TEMPLATE_LEN`](crate::MAX_TEMPLATE_LEN) bytes.
-    TemplateTooLong {
-        /// The template as given.
-        template: String,
-        /// The maximum length in bytes.
-        max: usize,
-    },
-    /// A route template has more parameters than the router can hold
-    /// ([`MAX_TEMPLATE_PARAMS`](crate::MAX_TEMPLATE_PARAMS)).
-    TooManyParameters {
-        /// The template as given.
-        template: String,
-        /// How many parameters it has (catch-alls aside).
-        count: usize,
-        /// The most the router takes.
-        max: usize,
-    },
-    /// A route template uses one parameter name twice.
-    DuplicateParameter {
-        /// The template as given.
-        template: String,
-        /// The name used twice.
-        parameter: String,
-    },
-    /// A route template's parameter looks like it carries a constraint
-    /// (`{id:[0-9]+}`); templates have no constraints, a parameter matches
-    /// any segment.
-    ParameterConstraint {
-        /// The template as given.
-        template: String,
-        /// The parameter as written between the braces.
-        parameter: String,
-        /// The template with the constraint removed.
-        suggestion: String,
-    },
-    /// A route template holds a character no request path can contain
-    /// (a control character, a space, `?`, `#`, …), so nothing would ever
-    /// be recorded under it.
-    UnmatchableTemplate {
-        /// The template as given.
-        template: String,
-        /// The first such character.
-        character: char,
-    },
-    /// No route was registered, so nothing would ever be recorded.
+    /// No route was registered and templates are not taken from axum, so
+    /// nothing would ever be recorded.
     NoRoutes,
-    /// `max_matched_templates` (feature `axum`) is over
-    /// [`MAX_CLIENT_IDS_LIMIT`](crate::MAX_CLIENT_IDS_LIMIT).
-    MaxMatchedTemplatesTooLarge {
-        /// The cap as given.
-        max: usize,
-        /// The largest cap allowed.
-        limit: usize,
-    },
-    /// More routes than [`MAX_ROUTES`](crate::MAX_ROUTES).
-    TooManyRoutes {
-        /// How many were given.
-        count: usize,
-        /// The most allowed.
-        max: usize,
-    },
-    /// A route marked [`grpc`](crate::Route::grpc) is not of the shape
-    /// `/Service/Method` (the method may be a parameter).
-    NotAGrpcTemplate {
-        /// The template as given.
-        template: String,
-    },
     /// The value given to
     /// [`record_unmatched_as`](crate::Builder::record_unmatched_as) is empty,
     /// too long or holds control characters.
@@ -140,6 +66,11 @@ pub enum BuildError {
         /// What is wrong with them.
         reason: &'static str,
     },
+    /// A known client id is empty or holds control characters.
+    InvalidClientId {
+        /// The client id as given.
+        client_id: String,
+    },
     /// A known client id is longer than the configured maximum.
     ClientIdTooLong {
         /// The client id as given.
@@ -147,48 +78,20 @@ pub enum BuildError {
         /// The maximum length in bytes.
         max_len: usize,
     },
-    /// A known client id is empty, holds control characters, or is the
-    /// overflow value `__other__`.
-    InvalidClientId {
-        /// The client id as given.
-        client_id: String,
-    },
-    /// [`max_client_ids`](crate::Builder::max_client_ids) is over
-    /// [`MAX_CLIENT_IDS_LIMIT`](crate::MAX_CLIENT_IDS_LIMIT).
-    MaxClientIdsTooLarge {
-        /// The cap as given.
-        max: usize,
-        /// The largest cap allowed.
-        limit: usize,
-    },
-    /// [`max_client_id_len`](crate::Builder::max_client_id_len) is over
-    /// [`MAX_CLIENT_ID_LEN_LIMIT`](crate::MAX_CLIENT_ID_LEN_LIMIT).
-    MaxClientIdLenTooLarge {
-        /// The cap as given.
-        max: usize,
-        /// The largest cap allowed.
-        limit: usize,
-    },
-    /// The shard count is 0 or over [`MAX_SHARDS`](crate::MAX_SHARDS).
-    InvalidShards {
-        /// The count as given.
-        shards: usize,
-        /// The largest count allowed.
-        max: usize,
-    },
-    /// The native histogram schema is outside `0..=`[`MAX_NATIVE_SCHEMA`](crate::MAX_NATIVE_SCHEMA).
-    InvalidNativeSchema {
-        /// The schema as given.
-        schema: i8,
-        /// The finest schema allowed.
-        max: i8,
-    },
-    /// More known client ids than the configured maximum number of ids.
-    TooManyClientIds {
-        /// How many distinct client ids were given.
-        count: usize,
-        /// The maximum number of distinct client ids.
-        max: usize,
+    /// A number in the configuration is outside the range its setting
+    /// allows (the limits are in [`limits`](crate::limits)).
+    OutOfRange {
+        /// The setting, as the builder names it (`"shards"`,
+        /// `"native_histogram_schema"`, `"routes"`, `"known client ids"`,
+        /// `"client ids' max"`, `"client ids' max_len"`,
+        /// `"max_matched_templates"`).
+        setting: &'static str,
+        /// The value as given (for a list, how many items it holds).
+        value: i64,
+        /// The smallest value allowed.
+        min: i64,
+        /// The largest value allowed.
+        max: i64,
     },
     /// The registry has a constant label (from `Registry::new_custom`) with
     /// the name of one of the layer's labels: every sample would carry it
@@ -216,6 +119,83 @@ pub enum BuildError {
     },
 }
 
+/// Why a route template was refused; carried by
+/// [`BuildError::InvalidTemplate`].
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum TemplateError {
+    /// It uses the `:param` or `*rest` syntax of older routers.
+    LegacySyntax {
+        /// The same template in `{param}` / `{*rest}` syntax.
+        suggestion: String,
+    },
+    /// It does not start with `/`, so no path could match it.
+    NoLeadingSlash,
+    /// It is longer than [`MAX_TEMPLATE_LEN`](crate::limits::MAX_TEMPLATE_LEN)
+    /// bytes.
+    TooLong {
+        /// The maximum length in bytes.
+        max: usize,
+    },
+    /// It has more parameters than the router can hold
+    /// ([`MAX_TEMPLATE_PARAMS`](crate::limits::MAX_TEMPLATE_PARAMS)).
+    TooManyParameters {
+        /// How many parameters it has (catch-alls aside).
+        count: usize,
+        /// The most the router takes.
+        max: usize,
+    },
+    /// It uses one parameter name twice.
+    DuplicateParameter {
+        /// The name used twice.
+        parameter: String,
+    },
+    /// A parameter looks like it carries a constraint (`{id:[0-9]+}`);
+    /// templates have no constraints, a parameter matches any segment.
+    ParameterConstraint {
+        /// The parameter as written between the braces.
+        parameter: String,
+        /// The template with the constraint removed.
+        suggestion: String,
+    },
+    /// It holds a character no request path can contain (a control
+    /// character, a space, `?`, `#`, …), so nothing would ever be recorded
+    /// under it.
+    Unmatchable {
+        /// The first such character.
+        character: char,
+    },
+    /// It is marked [`grpc`](crate::Route::grpc) but is not of the shape
+    /// `/Service/Method` (the method may be a parameter).
+    NotGrpc,
+    /// The router rejected it for another reason.
+    Router(matchit::InsertError),
+}
+
+impl BuildError {
+    pub(crate) fn template(template: &str, reason: TemplateError) -> Self {
+        Self::InvalidTemplate {
+            template: template.to_owned(),
+            reason,
+        }
+    }
+
+    pub(crate) fn out_of_range<T: TryInto<i64>>(
+        setting: &'static str,
+        value: T,
+        min: T,
+        max: T,
+    ) -> Self {
+        let wide = |n: T| n.try_into().unwrap_or(i64::MAX);
+        Self::OutOfRange {
+            setting,
+            value: wide(value),
+            min: wide(min),
+            max: wide(max),
+        }
+    }
+}
+
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -225,18 +205,10 @@ impl fmt::Display for BuildError {
                  underscores, not starting with a digit (for example \"ctms\")",
                 Preview(namespace)
             ),
-            Self::LegacyTemplateSyntax {
-                template,
-                suggestion,
-            } => write!(
-                f,
-                "route template {template:?} uses the old `:param`/`*rest` syntax; \
-                 write {suggestion:?} instead"
-            ),
-            Self::TemplateWithoutLeadingSlash { template } => write!(
-                f,
-                "route template {template:?} does not start with `/`; write \"/{template}\""
-            ),
+            Self::InvalidTemplate { template, reason } => {
+                write!(f, "route template {} ", Preview(template))?;
+                reason.explain(template, f)
+            }
             Self::TemplateConflict { template, with } if template == with => write!(
                 f,
                 "route template {template:?} is registered twice; register it once \
@@ -247,73 +219,10 @@ impl fmt::Display for BuildError {
                 "route template {template:?} conflicts with {with:?}, registered before it; \
                  make one of them more specific or remove one"
             ),
-            Self::InvalidTemplate { template, source } => {
-                write!(f, "invalid route template {template:?}: {source}")
-            }
-            Self::TemplateTooLong { template, max } => write!(
-                f,
-                "route template {} is {} bytes long, over the maximum of {max}; \
-                 use a parameter or a catch-all (`{{*rest}}`) for the long part",
-                Preview(template),
-                template.len()
-            ),
-            Self::TooManyParameters {
-                template,
-                count,
-                max,
-            } => write!(
-                f,
-                "route template {template:?} has {count} parameters, over the router's \
-                 maximum of {max}; end it with a catch-all (`{{*rest}}`) instead"
-            ),
-            Self::DuplicateParameter {
-                template,
-                parameter,
-            } => write!(
-                f,
-                "route template {template:?} uses the parameter name {parameter:?} twice; \
-                 give each parameter its own name"
-            ),
-            Self::ParameterConstraint {
-                template,
-                parameter,
-                suggestion,
-            } => write!(
-                f,
-                "route template {template:?} has a constraint in parameter {{{parameter}}}, \
-                 but templates take none (a parameter matches any segment); \
-                 write {suggestion:?} instead"
-            ),
-            Self::UnmatchableTemplate {
-                template,
-                character,
-            } => write!(
-                f,
-                "route template {} contains {character:?}, which no request path can \
-                 contain; remove it, or write it percent-encoded as clients send it \
-                 (a space is %20)",
-                Preview(template)
-            ),
-            Self::MaxMatchedTemplatesTooLarge { max, limit } => write!(
-                f,
-                "max_matched_templates({max}) is over the limit of {limit}; axum's routes \
-                 are finite, so a few hundred is plenty"
-            ),
-            Self::TooManyRoutes { count, max } => write!(
-                f,
-                "{count} routes registered, over the limit of {max}; a router this large \
-                 is a template list gone wrong (one route per id instead of a template?)"
-            ),
             Self::NoRoutes => write!(
                 f,
                 "no route registered, so nothing would be recorded; add one with \
                  `.route(Route::new(\"/path\"))`"
-            ),
-            Self::NotAGrpcTemplate { template } => write!(
-                f,
-                "route {template:?} is marked as gRPC, but gRPC paths are \
-                 `/package.Service/Method`: write one method's path, or \
-                 `/package.Service/{{method}}` for all of a service's methods"
             ),
             Self::InvalidUnmatchedValue { value } => write!(
                 f,
@@ -341,36 +250,31 @@ impl fmt::Display for BuildError {
                      increasing and at least a nanosecond apart (+Inf is always added)"
                 )
             }
+            Self::InvalidClientId { client_id } => write!(
+                f,
+                "known client id {} is empty or holds control characters; list \
+                 printable ids only",
+                Preview(client_id)
+            ),
             Self::ClientIdTooLong { client_id, max_len } => write!(
                 f,
                 "client id {} is {} bytes long, over the maximum of {max_len}; \
-                 raise `max_client_id_len` or shorten the id",
+                 raise `ClientIds::max_len` or shorten the id",
                 Preview(client_id),
                 client_id.len()
             ),
-            Self::InvalidClientId { client_id } => write!(
-                f,
-                "known client id {} is empty, holds control characters or is the \
-                 overflow value \"__other__\"; list printable ids only",
-                Preview(client_id)
-            ),
-            Self::MaxClientIdsTooLarge { max, limit } => write!(
-                f,
-                "max_client_ids({max}) is over the limit of {limit}: each id is a label \
-                 value on every API series; lower it"
-            ),
-            Self::MaxClientIdLenTooLarge { max, limit } => write!(
-                f,
-                "max_client_id_len({max}) is over the limit of {limit} bytes; lower it"
-            ),
-            Self::InvalidShards { shards, max } => {
-                write!(f, "shards({shards}) is out of range: give 1 to {max}")
+            Self::OutOfRange {
+                setting,
+                value,
+                min,
+                max,
+            } => {
+                write!(f, "{setting} is {value}, out of range: give {min} to {max}")?;
+                match out_of_range_hint(setting, *value) {
+                    Some(hint) => write!(f, "; {hint}"),
+                    None => Ok(()),
+                }
             }
-            Self::InvalidNativeSchema { schema, max } => write!(
-                f,
-                "native_histograms({schema}) is out of range: give a schema from 0 (a factor \
-                 of 2 between bucket bounds) to {max} (the finest kept)"
-            ),
             Self::ConstantLabelClash { label } => write!(
                 f,
                 "the registry has a constant label {label:?}, which is also a label of \
@@ -382,17 +286,97 @@ impl fmt::Display for BuildError {
                 "{with:?} is already registered in this registry, and {metric:?} writes \
                  samples under that name; use another namespace or rename the other metric"
             ),
-            Self::TooManyClientIds { count, max } => write!(
-                f,
-                "{count} known client ids given, over the maximum of {max}; \
-                 raise `max_client_ids` to at least {count}"
-            ),
             Self::AlreadyRegistered { metric, .. } => write!(
                 f,
                 "metric {metric:?} is already registered in this registry; use a fresh \
                  registry, another namespace, or build the layer once and clone it"
             ),
         }
+    }
+}
+
+/// What to do about a setting out of range, where more than the range can
+/// be said.
+fn out_of_range_hint(setting: &str, value: i64) -> Option<String> {
+    Some(match setting {
+        "known client ids" => format!("raise `ClientIds::max` to at least {value}"),
+        "routes" => "a router this large is a template list gone wrong (one route per id \
+                     instead of a template?)"
+            .to_owned(),
+        "max_matched_templates" => {
+            "axum's routes are finite, so a few hundred is plenty".to_owned()
+        }
+        "native_histogram_schema" => {
+            "0 is a factor of 2 between bucket bounds, each step finer halves it".to_owned()
+        }
+        _ => return None,
+    })
+}
+
+impl TemplateError {
+    /// The rest of [`BuildError::InvalidTemplate`]'s message, after the
+    /// template itself.
+    fn explain(&self, template: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LegacySyntax { suggestion } => write!(
+                f,
+                "uses the old `:param`/`*rest` syntax; write {suggestion:?} instead"
+            ),
+            Self::NoLeadingSlash => {
+                write!(f, "does not start with `/`; write \"/{template}\"")
+            }
+            Self::TooLong { max } => write!(
+                f,
+                "is {} bytes long, over the maximum of {max}; use a parameter or a \
+                 catch-all (`{{*rest}}`) for the long part",
+                template.len()
+            ),
+            Self::TooManyParameters { count, max } => write!(
+                f,
+                "has {count} parameters, over the router's maximum of {max}; end it with \
+                 a catch-all (`{{*rest}}`) instead"
+            ),
+            Self::DuplicateParameter { parameter } => write!(
+                f,
+                "uses the parameter name {parameter:?} twice; give each parameter its own name"
+            ),
+            Self::ParameterConstraint {
+                parameter,
+                suggestion,
+            } => write!(
+                f,
+                "has a constraint in parameter {{{parameter}}}, but templates take none \
+                 (a parameter matches any segment); write {suggestion:?} instead"
+            ),
+            Self::Unmatchable { character } => write!(
+                f,
+                "contains {character:?}, which no request path can contain; remove it, or \
+                 write it percent-encoded as clients send it (a space is %20)"
+            ),
+            Self::NotGrpc => write!(
+                f,
+                "is marked as gRPC, but gRPC paths are `/package.Service/Method`: write \
+                 one method's path, or `/package.Service/{{method}}` for all of a \
+                 service's methods"
+            ),
+            Self::Router(source) => write!(f, "is invalid: {source}"),
+        }
+    }
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::LegacySyntax { .. } => "old `:param`/`*rest` syntax",
+            Self::NoLeadingSlash => "no leading `/`",
+            Self::TooLong { .. } => "too long",
+            Self::TooManyParameters { .. } => "too many parameters",
+            Self::DuplicateParameter { .. } => "a parameter name used twice",
+            Self::ParameterConstraint { .. } => "a parameter with a constraint",
+            Self::Unmatchable { .. } => "a character no path can contain",
+            Self::NotGrpc => "not a gRPC method path",
+            Self::Router(source) => return source.fmt(f),
+        })
     }
 }
 
@@ -413,8 +397,17 @@ impl fmt::Display for Preview<'_> {
 impl Error for BuildError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            Self::InvalidTemplate { source, .. } => Some(source),
+            Self::InvalidTemplate { reason, .. } => Some(reason),
             Self::AlreadyRegistered { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl Error for TemplateError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Router(source) => Some(source),
             _ => None,
         }
     }
@@ -435,10 +428,12 @@ mod tests {
                 &["\"my-app\"", "underscores"],
             ),
             (
-                BuildError::LegacyTemplateSyntax {
-                    template: "/ctms/:id".into(),
-                    suggestion: "/ctms/{id}".into(),
-                },
+                BuildError::template(
+                    "/ctms/:id",
+                    TemplateError::LegacySyntax {
+                        suggestion: "/ctms/{id}".into(),
+                    },
+                ),
                 &["\"/ctms/:id\"", "write \"/ctms/{id}\""],
             ),
             (
@@ -456,9 +451,7 @@ mod tests {
                 &["\"/a\" is registered twice"],
             ),
             (
-                BuildError::TemplateWithoutLeadingSlash {
-                    template: "ctms".into(),
-                },
+                BuildError::template("ctms", TemplateError::NoLeadingSlash),
                 &["write \"/ctms\""],
             ),
             (
@@ -473,11 +466,25 @@ mod tests {
                     client_id: "abcd".into(),
                     max_len: 3,
                 },
-                &["\"abcd\" is 4 bytes", "maximum of 3", "max_client_id_len"],
+                &["\"abcd\" is 4 bytes", "maximum of 3", "ClientIds::max_len"],
             ),
             (
-                BuildError::TooManyClientIds { count: 5, max: 2 },
-                &["5 known client ids", "max_client_ids` to at least 5"],
+                BuildError::out_of_range("known client ids", 5, 0, 2),
+                &[
+                    "known client ids is 5, out of range: give 0 to 2",
+                    "`ClientIds::max` to at least 5",
+                ],
+            ),
+            (
+                BuildError::out_of_range("shards", 0, 1, 1024),
+                &["shards is 0, out of range: give 1 to 1024"],
+            ),
+            (
+                BuildError::template("/a", TemplateError::NotGrpc),
+                &[
+                    "route template \"/a\" is marked as gRPC",
+                    "/package.Service/{method}",
+                ],
             ),
             (
                 BuildError::AlreadyRegistered {
@@ -526,7 +533,14 @@ mod tests {
         };
         assert!(error.source().is_none());
         let error = crate::routes::Routes::new(["/a/{x"], None).unwrap_err();
-        assert!(matches!(error, BuildError::InvalidTemplate { .. }));
-        assert!(error.source().is_some());
+        assert!(matches!(
+            error,
+            BuildError::InvalidTemplate {
+                reason: TemplateError::Router(_),
+                ..
+            }
+        ));
+        let reason = error.source().unwrap();
+        assert!(reason.source().is_some(), "matchit's error is kept");
     }
 }

@@ -3,33 +3,47 @@
 //!
 //! # Quick start
 //!
+//! With axum (feature `axum`), the layer takes each request's template from
+//! the router, and [`RequestMetricsLayer::pair`] gives it with the exporter
+//! Prometheus scrapes:
+//!
+//! ```
+//! # #[cfg(feature = "axum")] {
+//! use axum::{routing::get, Router};
+//! use tower_prometheus::RequestMetricsLayer;
+//!
+//! let (metrics, exporter) = RequestMetricsLayer::pair();
+//! let app: Router = Router::new()
+//!     .route("/ctms/{email_id}", get(|| async { "contact" }))
+//!     .layer(metrics)
+//!     .route_service("/metrics", exporter);
+//! # }
+//! ```
+//!
+//! Around any other tower service, list the route templates: no framework
+//! knows them for the layer.
+//!
 //! ```
 //! use std::convert::Infallible;
 //!
-//! use http::{Method, Request, Response};
-//! use prometheus::Registry;
+//! use http::{Request, Response};
 //! use tower::{service_fn, Layer, ServiceExt};
 //! use tower_prometheus::{MetricsExporter, RequestMetricsLayer, Route};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let registry = Registry::new();
-//! let layer = RequestMetricsLayer::builder()
-//!     .route(Route::new("/__version__").methods([Method::GET]).statuses([200]))
-//!     .route(Route::new("/ctms/{email_id}").methods([Method::GET]).statuses([200, 404]))
+//! let registry = prometheus::Registry::new();
+//! let metrics = RequestMetricsLayer::builder()
+//!     .route(Route::new("/ctms/{email_id}"))
 //!     .build(&registry)?;
-//!
-//! let app = layer.layer(service_fn(|_request: Request<String>| async {
-//!     Ok::<_, Infallible>(Response::new("hello".to_owned()))
+//! let app = metrics.layer(service_fn(|_: Request<String>| async {
+//!     Ok::<_, Infallible>(Response::new("contact".to_owned()))
 //! }));
-//! let request = Request::get("/ctms/8a3b1c2d").body(String::new())?;
-//! app.oneshot(request).await?;
 //!
-//! // Serve this at /metrics for Prometheus to scrape.
+//! app.oneshot(Request::get("/ctms/8a3b1c2d").body(String::new())?).await?;
+//! // Serve `MetricsExporter::new(registry)` at /metrics for Prometheus.
 //! let text = MetricsExporter::new(registry).render()?;
-//! assert!(text.contains(
-//!     r#"ctms_requests_total{method="GET",path_template="/ctms/{email_id}",status_code="200",status_code_family="2xx"} 1"#
-//! ));
+//! assert!(text.contains(r#"path_template="/ctms/{email_id}",status_code="200""#));
 //! # Ok(())
 //! # }
 //! ```
@@ -77,7 +91,7 @@
 //!
 //! Every series a registered [`Route`] can produce with the methods and
 //! status codes listed on it exists at zero from the start (for API routes,
-//! for every [known client](Builder::clients) too), so that `rate()` and
+//! for every [known client](ClientIds::known) too), so that `rate()` and
 //! alerts see the first request.
 //!
 //! ## Naming profiles
@@ -89,7 +103,7 @@
 //!
 //! | CTMS | OpenTelemetry profile | notes |
 //! |---|---|---|
-//! | `ctms_requests_duration_seconds{method, path_template, status_code_family}` | `http_server_request_duration_seconds{http_request_method, http_route, http_response_status_code, error_type}` | per status code rather than per family; `error_type` is the code on 5xx (an inner error or a panic is 500) and absent otherwise; buckets [`OTEL_BUCKETS`] (0.005 to 10 s) unless set |
+//! | `ctms_requests_duration_seconds{method, path_template, status_code_family}` | `http_server_request_duration_seconds{http_request_method, http_route, http_response_status_code, error_type}` | per status code rather than per family; `error_type` is the code on 5xx (an inner error or a panic is 500) and absent otherwise; buckets [`OTEL_BUCKETS`](limits::OTEL_BUCKETS) (0.005 to 10 s) unless set |
 //! | `ctms_requests_total{method, path_template, status_code, status_code_family}` | none | the histogram's `_count`, per status code |
 //! | `ctms_api_requests_total{client_id, method, path_template, status_code_family}` | `http_server_client_requests_total{client_id, http_request_method, http_route, http_response_status_class}` | no equivalent in the convention: kept, in its style |
 //! | `ctms_requests_unmatched_total` | `http_server_unmatched_requests_total` | no equivalent: kept |
@@ -219,9 +233,12 @@
 //! 1. the inner service (an auth layer, the handler) inserts a [`ClientId`]
 //!    into the **response** extensions once the client is authenticated;
 //!    this wins;
-//! 2. a function given to [`Builder::client_id_from_request`] reads it from
-//!    the request headers, for apps whose front proxy has already
+//! 2. a function given to [`ClientIds::from_request`] reads it from the
+//!    request headers, for apps whose front proxy has already
 //!    authenticated the caller.
+//!
+//! Both, and the caps, are configured by one [`ClientIds`] value given to
+//! [`Builder::client_ids`].
 //!
 //! Whatever arrives this way becomes a label value, so only pass verified
 //! ids. Ids are capped (see below). An id claims its place under the cap
@@ -246,8 +263,8 @@
 //! - the `:id` and `*rest` syntax of older routers is refused with the
 //!   spelling to use instead, and so is a constraint such as
 //!   `{id:[0-9]+}` (a parameter matches any segment);
-//! - a parameter name used twice, more than [`MAX_TEMPLATE_PARAMS`]
-//!   parameters, a template longer than [`MAX_TEMPLATE_LEN`] bytes, and a
+//! - a parameter name used twice, more than 25 parameters, a template
+//!   longer than 1,024 bytes (see [`limits`]), and a
 //!   character no request path can hold (control characters, spaces, `?`,
 //!   `#`) are each a [`BuildError`] that says what to write instead.
 //!
@@ -332,7 +349,7 @@
 //!
 //! The number of series is bounded by the configuration, whatever the
 //! traffic. With `R` templates (plus one if unmatched paths are recorded),
-//! `B` finite buckets and `C` the [client id cap](Builder::max_client_ids):
+//! `B` finite buckets and `C` the [client id cap](ClientIds::max):
 //!
 //! - `ctms_requests_total`: at most `R × 10 methods × 900 status codes`;
 //! - `ctms_requests_duration_seconds`: at most `R × 10 × 9 families`
@@ -354,9 +371,8 @@
 //!   templates too;
 //! - methods outside the standard nine are recorded as `OTHER`;
 //! - status codes are 100–999 by construction of [`http::StatusCode`];
-//! - client ids are capped at [`DEFAULT_MAX_CLIENT_IDS`] distinct ids and
-//!   [`DEFAULT_MAX_CLIENT_ID_LEN`] bytes by default (at most
-//!   [`MAX_CLIENT_IDS_LIMIT`] and [`MAX_CLIENT_ID_LEN_LIMIT`]); past either
+//! - client ids are capped at 100 distinct ids and 128 bytes by default
+//!   (at most 10,000 and 1,024; see [`ClientIds`]); past either
 //!   cap an id is recorded as `__other__` (never truncated, so a long id
 //!   cannot pass for another client).
 //!
@@ -369,25 +385,21 @@
 //! ## Memory
 //!
 //! Memory follows the traffic, not the configuration: nothing proportional
-//! to a cap, or to routes × shards, is allocated before a request needs it.
-//! With `S` shards:
+//! to a cap is allocated before a request needs it.
 //!
 //! | what | bytes |
 //! |---|---|
-//! | each registered route, idle | matchit's tree for the template, plus at most 128 of the layer's own |
+//! | each registered route, idle | matchit's tree for the template, plus at most 128 |
 //! | each route that has served a request | about 1,700 |
-//! | each (route, method, status family) group that has served a request | `16 × S`, and `16 × S` more once more threads than shards record in it |
-//! | each shard that has recorded in a group | about 900, plus `8 × (B + 1)` |
+//! | each (route, method, status family) that has served a request | 16 per [shard](Builder::shards) (32 once more threads than shards record it), and about 900 plus 8 per bucket for each shard it was recorded in |
 //! | each client id | about twice its length, plus 64 |
-//! | each client counted in a group and shard | 8 (allocated in doubling segments) |
+//! | each client counted on a (route, method, status family) | 8 per shard it was recorded in |
 //!
-//! So an idle layer costs about one matchit entry per route, whatever `S`,
-//! and a scrape of it walks one pointer per route.
-//!
-//! A dropped layer's memory is freed when its last service and its last
-//! request in flight are dropped. A scrape holds one
-//! rendered copy of the exposition however many scrapers ask at once (see
-//! [`MetricsExporter`]).
+//! So an idle layer costs about one matchit entry per route, and a scrape
+//! of it walks one pointer per route. A dropped layer's memory is freed
+//! when its last service and its last request in flight are dropped. A
+//! scrape holds one rendered copy of the exposition however many scrapers
+//! ask at once (see [`MetricsExporter`]).
 //!
 //! Building never panics: every mistake is a [`BuildError`], including
 //! caps and templates past what can be honoured. Once built, the layer
@@ -441,7 +453,7 @@
 //! gathers the registry as usual, takes the layer's extras from the same
 //! collection, and writes OpenMetrics by hand (a text format) and protobuf
 //! through `prost`, from message declarations of Prometheus's
-//! `client_model` (see [`proto`]); nothing needs `protoc`.
+//! `client_model`; nothing needs `protoc`.
 //!
 //! # Performance
 //!
@@ -454,12 +466,11 @@
 //! body-end recording point, a gRPC call, the in-flight gauge or the byte
 //! count) allocates one small tracker for its body; with none of these, the
 //! body wrapper holds nothing and only delegates.
-//! Each thread that serves requests writes its own shard of cells while
-//! there are [`shards`](Builder::shards) enough for every thread of the
-//! process that records (for any layer), so cores do not contend; more
-//! threads still count exactly. Paths that
-//! are not recorded cost only a bit test on their first byte (or, when
-//! that byte starts some template, the lookup).
+//! Cores recording at once do not slow each other down, up to as many
+//! threads as there are [`shards`](Builder::shards) (twice the cores by
+//! default); past that every request is still counted exactly, a little
+//! slower. Paths that are not recorded cost only a bit test on their
+//! first byte (or, when that byte starts some template, the lookup).
 //!
 //! A scrape sums the shards, with no flush and no lag. What it is exact
 //! about: every series as it is read, and every histogram in itself, even
@@ -483,18 +494,17 @@
 //! # Feature flags
 //!
 //! - `gzip` (default): [`MetricsExporter`] gzip-encodes the exposition when
-//!   the scraper accepts it, which cuts a scrape's bytes several times over
-//!   (BENCHMARKS.md has the figures). Adds `flate2` with its pure-Rust
-//!   backend.
+//!   the scraper accepts it (Prometheus always does). Adds `flate2` with its
+//!   pure-Rust backend.
 //! - `quanta` (default): requests are timed with `quanta`'s TSC-based clock,
 //!   cheaper to read than `std::time::Instant` on x86-64 with an invariant
 //!   TSC, and the OS clock elsewhere. Without the feature,
 //!   `std::time::Instant`.
 //! - `protobuf` (default): [`MetricsExporter`] also speaks the Prometheus
-//!   protobuf format, the only one that carries native histograms, and
-//!   [`proto`] declares its messages. Adds `prost`.
+//!   protobuf format, the only one that carries native histograms. Adds
+//!   `prost`.
 //! - `axum`: route templates from axum's `MatchedPath`
-//!   ([`Builder::templates_from_matched_path`]) and
+//!   ([`Builder::templates_from_matched_path`], [`RequestMetricsLayer::pair`]) and
 //!   [`RequestMetrics::into_make_service`] for `axum::serve`. Adds `axum`
 //!   (only its `matched-path` feature) and `tower`'s `util`, both already in
 //!   an axum app's tree.
@@ -509,7 +519,9 @@
 
 mod bits;
 mod body;
+mod builder;
 mod client_id;
+mod client_ids;
 mod clock;
 mod error;
 mod exporter;
@@ -518,40 +530,40 @@ mod future;
 mod grpc;
 mod labels;
 mod layer;
+pub mod limits;
+mod options;
+// Its items stay `pub`: the tests decode scrapes with the same file.
 #[cfg(feature = "protobuf")]
-pub mod proto;
+#[allow(unreachable_pub)]
+mod proto;
 mod recorder;
 mod request_body;
+mod route;
 mod routes;
 mod schema;
 mod segmented;
 mod service;
 mod sync;
+mod template;
 mod trace_id;
+mod validate;
 
 #[cfg(test)]
 #[cfg(not(loom))]
 mod test_helpers;
 
 pub use body::ResponseBody;
-pub use client_id::{ClientId, MAX_CLIENT_IDS_LIMIT, MAX_CLIENT_ID_LEN_LIMIT};
-pub use error::BuildError;
-#[cfg(feature = "protobuf")]
-pub use exporter::PROTOBUF_CONTENT_TYPE;
-pub use exporter::{
-    Format, MetricsBody, MetricsExporter, ScrapeFuture, DEFAULT_MAX_WAITING_SCRAPES,
-    OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE,
-};
+pub use builder::Builder;
+pub use client_id::ClientId;
+pub use client_ids::ClientIds;
+pub use error::{BuildError, TemplateError};
+pub use exporter::{ExporterError, Format, MetricsBody, MetricsExporter, ScrapeFuture};
 pub use future::ResponseFuture;
-pub use layer::{
-    Builder, RecordingPoint, RequestMetricsLayer, DEFAULT_BUCKETS, DEFAULT_MAX_CLIENT_IDS,
-    DEFAULT_MAX_CLIENT_ID_LEN, DEFAULT_MAX_MATCHED_TEMPLATES, DEFAULT_NAMESPACE, MAX_BUCKETS,
-    MAX_NAMESPACE_LEN, MAX_SHARDS,
-};
-pub use recorder::{DEFAULT_NATIVE_SCHEMA, MAX_NATIVE_SCHEMA};
+pub use layer::RequestMetricsLayer;
+pub use options::RecordingPoint;
 pub use request_body::{CountRequestBody, PassRequestBody, RequestBody, RequestBodyMode};
-pub use routes::{Route, MAX_ROUTES, MAX_TEMPLATE_LEN, MAX_TEMPLATE_PARAMS};
-pub use schema::{Profile, OTEL_BUCKETS};
+pub use route::Route;
+pub use schema::Profile;
 #[cfg(feature = "axum")]
 pub use service::IntoAxumMakeService;
 pub use service::RequestMetrics;

@@ -1,6 +1,5 @@
 //! The Prometheus protobuf exposition's messages (`io.prometheus.client`),
-//! for decoding what [`MetricsExporter`](crate::MetricsExporter) sends in
-//! [`Format::Protobuf`](crate::Format::Protobuf).
+//! which the `MetricsExporter` sends in `Format::Protobuf`.
 //!
 //! Declared from Prometheus's `client_model`
 //! (`io/prometheus/client/metrics.proto`) with `prost`'s derive, so that no
@@ -8,23 +7,9 @@
 //! fields this crate never writes (float counts, negative buckets, created
 //! timestamps) are left out: a decoder skips what it does not declare.
 //!
-//! An exposition is a stream of length-delimited [`MetricFamily`]
-//! messages:
-//!
-//! ```
-//! use tower_prometheus::{proto::MetricFamily, Format, MetricsExporter};
-//!
-//! let registry = prometheus::Registry::new();
-//! let counter = prometheus::IntCounter::new("jobs_total", "Jobs.").unwrap();
-//! counter.inc();
-//! registry.register(Box::new(counter.clone())).unwrap();
-//! let bytes = MetricsExporter::new(registry).render_as(Format::Protobuf).unwrap();
-//!
-//! let mut rest = &bytes[..];
-//! let family: MetricFamily = prost::Message::decode_length_delimited(&mut rest).unwrap();
-//! assert_eq!(family.name.as_deref(), Some("jobs_total"));
-//! assert_eq!(family.metric[0].counter.as_ref().unwrap().value, Some(1.0));
-//! ```
+//! An exposition is a stream of length-delimited `MetricFamily` messages.
+//! The tests decode scrapes with this same file (`tests/support`), so that
+//! what is sent and what is checked cannot drift apart.
 
 /// `io.prometheus.client.LabelPair`.
 #[derive(Clone, PartialEq, prost::Message)]

@@ -1,194 +1,8 @@
 //! Route templates: what a request path is recorded as.
 
-use http::Method;
 use matchit::{InsertError, MatchError, Router};
 
-use crate::{bits::BitSet, BuildError};
-
-/// A route template the layer records requests under, with the series to
-/// create for it before the first request.
-///
-/// The template uses [`matchit`]'s syntax (`{param}`, `{*rest}`, `{{` and
-/// `}}` for literal braces); see the [crate docs](crate#route-templates).
-///
-/// The methods and status codes listed here only decide which series exist
-/// at zero from the start: a request with any other method or status on this
-/// route is still recorded, its series created on first use. A gRPC call is
-/// recorded with its gRPC status whatever the template; see
-/// [`grpc`](Self::grpc).
-///
-/// ```
-/// use http::Method;
-/// use tower_prometheus::Route;
-///
-/// let route = Route::new("/ctms/{email_id}")
-///     .methods([Method::GET, Method::PATCH, Method::PUT])
-///     .statuses([200, 401, 404, 422])
-///     .with_client_series();
-/// ```
-#[derive(Clone, Debug)]
-pub struct Route {
-    pub(crate) template: String,
-    pub(crate) methods: Vec<Method>,
-    pub(crate) statuses: Vec<u16>,
-    pub(crate) api: bool,
-    pub(crate) grpc: bool,
-    /// Paths recorded under this route besides those its template matches:
-    /// the mount point of a [`nested_service`](Self::nested_service).
-    pub(crate) aliases: Vec<String>,
-}
-
-impl Route {
-    /// A route for `template`, with no series pre-initialised yet.
-    pub fn new(template: impl Into<String>) -> Self {
-        Self {
-            template: template.into(),
-            methods: Vec::new(),
-            statuses: Vec::new(),
-            api: false,
-            grpc: false,
-            aliases: Vec::new(),
-        }
-    }
-
-    /// A route for a service mounted with axum's
-    /// `Router::nest_service(prefix, service)` (a `ServeDir`, another
-    /// app): every path axum sends to the service, recorded under one
-    /// template, `{prefix}/{*path}`.
-    ///
-    /// axum sets no `MatchedPath` for the requests below such a mount, so
-    /// that [`templates_from_matched_path`](crate::Builder::templates_from_matched_path)
-    /// has no template for them, and they would count as unmatched beside
-    /// the fallback's 404s. This route gives them one, wherever the layer
-    /// is: a request without `MatchedPath` is resolved against the
-    /// registered routes. Like axum, it also takes the mount point itself,
-    /// `prefix` and `prefix/` (only `prefix/` when `prefix` ends with `/`),
-    /// which are recorded under the same template.
-    ///
-    /// ```
-    /// use tower_prometheus::Route;
-    ///
-    /// let route = Route::nested_service("/static");
-    /// assert_eq!(route.template(), "/static/{*path}");
-    /// ```
-    ///
-    /// With axum (feature `axum`):
-    ///
-    /// ```
-    /// # #[cfg(feature = "axum")]
-    /// # fn main() -> Result<(), tower_prometheus::BuildError> {
-    /// use axum::{routing::get, Router};
-    /// use tower_prometheus::{RequestMetricsLayer, Route};
-    ///
-    /// # let files = tower::service_fn(|_: axum::extract::Request| async {
-    /// #     Ok::<_, std::convert::Infallible>(axum::response::Response::new(axum::body::Body::empty()))
-    /// # });
-    /// let registry = prometheus::Registry::new();
-    /// let metrics = RequestMetricsLayer::builder()
-    ///     .templates_from_matched_path()
-    ///     .route(Route::nested_service("/static"))
-    ///     .build(&registry)?;
-    /// let app: Router = Router::new()
-    ///     .route("/users/{id}", get(|| async { "user" }))
-    ///     .nest_service("/static", files)
-    ///     .layer(metrics);
-    /// # Ok(())
-    /// # }
-    /// # #[cfg(not(feature = "axum"))]
-    /// # fn main() {}
-    /// ```
-    pub fn nested_service(prefix: impl AsRef<str>) -> Self {
-        let prefix = prefix.as_ref();
-        // `/static/` is mounted as `/static/{*rest}` and `/static/` only;
-        // `/static` as those and `/static` too (axum's `nest_service`).
-        let base = prefix.strip_suffix('/').unwrap_or(prefix);
-        let mut aliases = Vec::with_capacity(2);
-        if !base.is_empty() && base.len() == prefix.len() {
-            aliases.push(base.to_owned());
-        }
-        aliases.push(format!("{base}/"));
-        Self {
-            aliases,
-            ..Self::new(format!("{base}/{{*path}}"))
-        }
-    }
-
-    /// Adds methods this route answers; their series start at zero.
-    #[must_use]
-    pub fn methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
-        self.methods.extend(methods);
-        self
-    }
-
-    /// Adds status codes this route answers; for every listed method, their
-    /// series start at zero.
-    ///
-    /// A code outside `100..=999` makes [`build`](crate::Builder::build)
-    /// fail with [`BuildError::InvalidStatusCode`].
-    #[must_use]
-    pub fn statuses(mut self, codes: impl IntoIterator<Item = u16>) -> Self {
-        self.statuses.extend(codes);
-        self
-    }
-
-    /// Pre-creates this route's `api_requests_total` series: at zero from
-    /// the start for every [known client](crate::Builder::clients), listed
-    /// method and status family of the route.
-    ///
-    /// Only the pre-creation depends on it: a request with a client id is
-    /// counted in `api_requests_total` on any route, called this or not.
-    #[must_use]
-    pub fn with_client_series(mut self) -> Self {
-        self.api = true;
-        self
-    }
-
-    /// The former name of [`with_client_series`](Self::with_client_series),
-    /// which says more than it does: it marks no route as "API", it only
-    /// pre-creates series.
-    #[deprecated(
-        since = "0.1.0",
-        note = "use `with_client_series`, which does the same"
-    )]
-    #[must_use]
-    pub fn api(self) -> Self {
-        self.with_client_series()
-    }
-
-    /// Marks this route as a gRPC route, `/Service/Method`: its
-    /// `grpc_requests_total` series start at zero for every code. For a
-    /// service without a package (`/Greeter/SayHello`), or a template whose
-    /// method is a parameter (`/demo.v1.Catalog/{method}`, which counts all
-    /// of the service's methods under `grpc_method="{method}"`); templates
-    /// of the shape `/package.Service/Method` are gRPC routes without it.
-    ///
-    /// Only the pre-creation depends on it: a gRPC call is recorded with
-    /// its gRPC status on any route, marked or not, with labels taken from
-    /// the template (see the [crate docs](crate#grpc)).
-    ///
-    /// A template that is not two non-empty segments is a
-    /// [`BuildError::NotAGrpcTemplate`].
-    ///
-    /// ```
-    /// use tower_prometheus::{RequestMetricsLayer, Route};
-    ///
-    /// let registry = prometheus::Registry::new();
-    /// RequestMetricsLayer::builder()
-    ///     .route(Route::new("/demo.v1.Catalog/{method}").grpc())
-    ///     .build(&registry)?;
-    /// # Ok::<(), tower_prometheus::BuildError>(())
-    /// ```
-    #[must_use]
-    pub fn grpc(mut self) -> Self {
-        self.grpc = true;
-        self
-    }
-
-    /// The template as given.
-    pub fn template(&self) -> &str {
-        &self.template
-    }
-}
+use crate::{bits::BitSet, limits::MAX_TEMPLATE_LEN, template, BuildError, TemplateError};
 
 /// Dense index of a route, made only by [`Routes`]: templates in the order
 /// they were registered, then the value unmatched paths are recorded as.
@@ -206,10 +20,6 @@ impl RouteId {
         self.0
     }
 }
-
-/// The most routes one layer takes: a million, far beyond any real router;
-/// an idle route costs about 128 bytes of ours plus matchit's tree.
-pub const MAX_ROUTES: usize = 1 << 20;
 
 /// The bytes a path may have after its leading `/`.
 type ByteSet = BitSet<4>;
@@ -261,7 +71,7 @@ impl Routes {
         let mut names: Vec<Box<str>> = Vec::new();
         let mut first_bytes = Some(ByteSet::default());
         for template in templates {
-            check_syntax(template)?;
+            template::check(template).map_err(|reason| BuildError::template(template, reason))?;
             match template.as_bytes().get(1) {
                 // `/` matches the path `/` only, which is always looked up.
                 None => {}
@@ -442,173 +252,6 @@ impl Routes {
     }
 }
 
-/// The most parameters matchit can hold in one template (catch-alls aside):
-/// it panics past this.
-pub const MAX_TEMPLATE_PARAMS: usize = 25;
-
-/// The longest template, in bytes.
-pub const MAX_TEMPLATE_LEN: usize = 1024;
-
-/// Rejects what matchit would take as literal text but the user almost
-/// certainly meant as a parameter, what it would panic on, and templates no
-/// request path can match.
-fn check_syntax(template: &str) -> Result<(), BuildError> {
-    if template.len() > MAX_TEMPLATE_LEN {
-        return Err(BuildError::TemplateTooLong {
-            template: template.to_owned(),
-            max: MAX_TEMPLATE_LEN,
-        });
-    }
-    if !template.starts_with('/') {
-        return Err(BuildError::TemplateWithoutLeadingSlash {
-            template: template.to_owned(),
-        });
-    }
-    let legacy = template
-        .split('/')
-        .any(|segment| segment.len() > 1 && (segment.starts_with(':') || segment.starts_with('*')));
-    if legacy {
-        let suggestion: Vec<String> = template
-            .split('/')
-            .map(|segment| match segment.as_bytes().first() {
-                Some(b':') if segment.len() > 1 => format!("{{{}}}", &segment[1..]),
-                Some(b'*') if segment.len() > 1 => format!("{{*{}}}", &segment[1..]),
-                _ => segment.to_owned(),
-            })
-            .collect();
-        return Err(BuildError::LegacyTemplateSyntax {
-            template: template.to_owned(),
-            suggestion: suggestion.join("/"),
-        });
-    }
-    let Some(parts) = Part::split(template) else {
-        // Unbalanced braces: matchit names the problem.
-        return Ok(());
-    };
-    check_params(template, &parts)?;
-    check_literals(template, &parts)
-}
-
-/// A piece of a template: literal text (braces unescaped) or a parameter.
-#[derive(Debug, PartialEq)]
-enum Part<'a> {
-    Literal(String),
-    Param { name: &'a str, catch_all: bool },
-}
-
-impl<'a> Part<'a> {
-    /// The parts of `template`, or `None` if its braces do not balance.
-    fn split(template: &'a str) -> Option<Vec<Self>> {
-        let mut parts = Vec::new();
-        let mut literal = String::new();
-        let mut rest = template;
-        while let Some(c) = rest.chars().next() {
-            if let Some(after) = rest.strip_prefix("{{") {
-                literal.push('{');
-                rest = after;
-            } else if let Some(after) = rest.strip_prefix("}}") {
-                literal.push('}');
-                rest = after;
-            } else if c == '{' {
-                let end = rest.find('}')?;
-                let name = &rest[1..end];
-                if !literal.is_empty() {
-                    parts.push(Self::Literal(std::mem::take(&mut literal)));
-                }
-                parts.push(match name.strip_prefix('*') {
-                    Some(name) => Self::Param {
-                        name,
-                        catch_all: true,
-                    },
-                    None => Self::Param {
-                        name,
-                        catch_all: false,
-                    },
-                });
-                rest = &rest[end + 1..];
-            } else if c == '}' {
-                return None;
-            } else {
-                literal.push(c);
-                rest = &rest[c.len_utf8()..];
-            }
-        }
-        if !literal.is_empty() {
-            parts.push(Self::Literal(literal));
-        }
-        Some(parts)
-    }
-}
-
-/// Parameter names: unique, no constraints, not too many.
-fn check_params(template: &str, parts: &[Part<'_>]) -> Result<(), BuildError> {
-    let mut names: Vec<&str> = Vec::new();
-    for part in parts {
-        let Part::Param { name, .. } = part else {
-            continue;
-        };
-        if let Some(cut) = name.find(|c: char| ":[]()+?|^$\\,<>".contains(c)) {
-            let plain = &name[..cut];
-            let suggestion = template.replacen(&format!("{{{name}}}"), &format!("{{{plain}}}"), 1);
-            let suggestion =
-                suggestion.replacen(&format!("{{*{name}}}"), &format!("{{*{plain}}}"), 1);
-            return Err(BuildError::ParameterConstraint {
-                template: template.to_owned(),
-                parameter: (*name).to_owned(),
-                suggestion,
-            });
-        }
-        if names.contains(name) {
-            return Err(BuildError::DuplicateParameter {
-                template: template.to_owned(),
-                parameter: (*name).to_owned(),
-            });
-        }
-        names.push(name);
-    }
-    let params = parts
-        .iter()
-        .filter(|part| {
-            matches!(
-                part,
-                Part::Param {
-                    catch_all: false,
-                    ..
-                }
-            )
-        })
-        .count();
-    if params > MAX_TEMPLATE_PARAMS {
-        return Err(BuildError::TooManyParameters {
-            template: template.to_owned(),
-            count: params,
-            max: MAX_TEMPLATE_PARAMS,
-        });
-    }
-    Ok(())
-}
-
-/// Every literal character must be one a request path can hold: the path
-/// of an `http::Uri` never has control characters, spaces, `?` or `#`.
-fn check_literals(template: &str, parts: &[Part<'_>]) -> Result<(), BuildError> {
-    for part in parts {
-        let Part::Literal(text) = part else { continue };
-        for c in text.chars() {
-            let mut buffer = [0; 4];
-            let probe = format!("/{}", c.encode_utf8(&mut buffer));
-            let fits = http::uri::PathAndQuery::try_from(probe.as_str())
-                .is_ok_and(|path| path.path() == probe && path.query().is_none());
-            if !fits {
-                return Err(BuildError::UnmatchableTemplate {
-                    template: template.to_owned(),
-                    character: c,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The value unmatched paths are recorded under must be a usable label
 /// value that no template has, or two series would share one label set.
 fn check_unmatched_value(value: &str, templates: &[Box<str>]) -> Result<(), BuildError> {
@@ -634,10 +277,7 @@ fn insert_error(template: &str, error: InsertError) -> BuildError {
             template: template.to_owned(),
             with,
         },
-        source => BuildError::InvalidTemplate {
-            template: template.to_owned(),
-            source,
-        },
+        source => BuildError::template(template, TemplateError::Router(source)),
     }
 }
 
@@ -647,6 +287,7 @@ mod tests {
     use http::Method;
 
     use super::*;
+    use crate::{limits::MAX_TEMPLATE_PARAMS, Route};
 
     const TEMPLATES: &[&str] = &[
         "/",
@@ -743,7 +384,10 @@ mod tests {
         ];
         for (template, want) in table {
             match Routes::new([template], None) {
-                Err(BuildError::LegacyTemplateSyntax { suggestion, .. }) => {
+                Err(BuildError::InvalidTemplate {
+                    reason: TemplateError::LegacySyntax { suggestion },
+                    ..
+                }) => {
                     assert_eq!(suggestion, want, "{template}");
                 }
                 other => panic!("{template}: unexpected {other:?}"),
@@ -836,15 +480,24 @@ mod tests {
     fn malformed_templates_are_rejected() {
         assert!(matches!(
             Routes::new(["ctms"], None),
-            Err(BuildError::TemplateWithoutLeadingSlash { .. })
+            Err(BuildError::InvalidTemplate {
+                reason: TemplateError::NoLeadingSlash,
+                ..
+            })
         ));
         assert!(matches!(
             Routes::new(["/a/{*rest}/b"], None),
-            Err(BuildError::InvalidTemplate { .. })
+            Err(BuildError::InvalidTemplate {
+                reason: TemplateError::Router(_),
+                ..
+            })
         ));
         assert!(matches!(
             Routes::new(["/a/{x"], None),
-            Err(BuildError::InvalidTemplate { .. })
+            Err(BuildError::InvalidTemplate {
+                reason: TemplateError::Router(_),
+                ..
+            })
         ));
     }
 
@@ -858,7 +511,10 @@ mod tests {
         Routes::new([params(MAX_TEMPLATE_PARAMS).as_str()], None).unwrap();
         let too_many = params(MAX_TEMPLATE_PARAMS + 1);
         match Routes::new([too_many.as_str()], None) {
-            Err(BuildError::TooManyParameters { count, max, .. }) => {
+            Err(BuildError::InvalidTemplate {
+                reason: TemplateError::TooManyParameters { count, max },
+                ..
+            }) => {
                 assert_eq!((count, max), (26, 25));
             }
             other => panic!("unexpected {other:?}"),
@@ -868,7 +524,10 @@ mod tests {
         Routes::new([with_rest.as_str()], None).unwrap();
         assert!(matches!(
             Routes::new([params(100).as_str()], None),
-            Err(BuildError::TooManyParameters { count: 100, .. })
+            Err(BuildError::InvalidTemplate {
+                reason: TemplateError::TooManyParameters { count: 100, .. },
+                ..
+            })
         ));
     }
 
@@ -876,7 +535,10 @@ mod tests {
     fn a_parameter_name_used_twice_is_refused() {
         for template in ["/{a}/{a}", "/{a}/x/{*a}", "/x{id}/{id}"] {
             match Routes::new([template], None) {
-                Err(BuildError::DuplicateParameter { parameter, .. }) => {
+                Err(BuildError::InvalidTemplate {
+                    reason: TemplateError::DuplicateParameter { parameter },
+                    ..
+                }) => {
                     assert!(parameter == "a" || parameter == "id", "{template}");
                 }
                 other => panic!("{template}: unexpected {other:?}"),
@@ -895,9 +557,12 @@ mod tests {
         ];
         for (template, parameter, suggestion) in table {
             match Routes::new([template], None) {
-                Err(BuildError::ParameterConstraint {
-                    parameter: p,
-                    suggestion: s,
+                Err(BuildError::InvalidTemplate {
+                    reason:
+                        TemplateError::ParameterConstraint {
+                            parameter: p,
+                            suggestion: s,
+                        },
                     ..
                 }) => {
                     assert_eq!(
@@ -924,7 +589,10 @@ mod tests {
             ("/{id}\t", '\t'),
         ] {
             match Routes::new([template], None) {
-                Err(BuildError::UnmatchableTemplate { character: c, .. }) => {
+                Err(BuildError::InvalidTemplate {
+                    reason: TemplateError::Unmatchable { character: c },
+                    ..
+                }) => {
                     assert_eq!(c, character, "{template:?}");
                 }
                 other => panic!("{template:?}: unexpected {other:?}"),
@@ -969,8 +637,10 @@ mod tests {
             let error = Routes::new([template.as_str()], None).unwrap_err();
             assert!(matches!(
                 error,
-                BuildError::TemplateTooLong {
-                    max: MAX_TEMPLATE_LEN,
+                BuildError::InvalidTemplate {
+                    reason: TemplateError::TooLong {
+                        max: MAX_TEMPLATE_LEN
+                    },
                     ..
                 }
             ));
@@ -979,11 +649,9 @@ mod tests {
     }
 
     #[test]
-    #[allow(deprecated)]
-    fn api_is_the_former_name_of_with_client_series() {
-        assert!(Route::new("/a").api().api);
-        assert!(Route::new("/a").with_client_series().api);
-        assert!(!Route::new("/a").api);
+    fn with_client_series_marks_the_route() {
+        assert!(Route::new("/a").with_client_series().client_series);
+        assert!(!Route::new("/a").client_series);
     }
 
     #[test]

@@ -267,12 +267,6 @@ pub(crate) const OTEL_RESERVED_LABELS: &[&str] = &[
     "rpc_service",
 ];
 
-/// The bucket bounds the OpenTelemetry HTTP semantic conventions advise for
-/// `http.server.request.duration`, in seconds.
-pub const OTEL_BUCKETS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-
 impl Profile {
     pub(crate) fn names(self) -> &'static Names {
         match self {
@@ -384,10 +378,20 @@ impl Profile {
     /// The default bucket bounds.
     pub(crate) fn default_buckets(self) -> &'static [f64] {
         match self {
-            Self::Ctms => crate::DEFAULT_BUCKETS,
-            Self::OpenTelemetry => &OTEL_BUCKETS,
+            Self::Ctms => crate::limits::DEFAULT_BUCKETS,
+            Self::OpenTelemetry => crate::limits::OTEL_BUCKETS,
         }
     }
+}
+
+/// Whether `namespace` can prefix a metric name: ASCII letters, digits and
+/// underscores, not starting with a digit, at most
+/// [`MAX_NAMESPACE_LEN`](crate::limits::MAX_NAMESPACE_LEN) bytes.
+pub(crate) fn is_valid_namespace(namespace: &str) -> bool {
+    let mut chars = namespace.chars();
+    namespace.len() <= crate::limits::MAX_NAMESPACE_LEN
+        && matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]

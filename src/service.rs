@@ -1,13 +1,12 @@
 //! The middleware service: starts the clock and resolves the route.
 
 use std::{
-    fmt,
     marker::PhantomData,
     sync::Arc,
     task::{Context, Poll},
 };
 
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use tower_service::Service;
 
 use http_body::Body;
@@ -18,41 +17,8 @@ use crate::{
     grpc::is_grpc_request,
     recorder::{Pending, Recorder, Tally},
     request_body::{CountRequestBody, PassRequestBody, RequestBody},
-    ResponseFuture, TraceId,
+    ResponseFuture,
 };
-
-/// Reads a client id from request headers, for apps whose front proxy has
-/// already authenticated the caller.
-pub(crate) type ClientIdFromRequest =
-    Box<dyn for<'a> Fn(&'a HeaderMap) -> Option<&'a str> + Send + Sync>;
-
-/// Reads the trace id of a request's exemplar from its headers.
-pub(crate) type ExemplarsFromRequest = Box<dyn Fn(&HeaderMap) -> Option<TraceId> + Send + Sync>;
-
-/// What a layer hands to every service it wraps: the recorder and the
-/// user's client id reader.
-pub(crate) struct LayerState {
-    pub(crate) recorder: Arc<Recorder>,
-    /// Whether requests are recorded at the end of their response body.
-    pub(crate) at_body_end: bool,
-    pub(crate) client_id_from_request: Option<ClientIdFromRequest>,
-    pub(crate) exemplars_from_request: Option<ExemplarsFromRequest>,
-    /// Whether templates are taken from axum's `MatchedPath`.
-    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(crate) matched_templates: bool,
-}
-
-impl fmt::Debug for LayerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LayerState")
-            .field("recorder", &self.recorder)
-            .field(
-                "client_id_from_request",
-                &self.client_id_from_request.as_ref().map(|_| ".."),
-            )
-            .finish()
-    }
-}
 
 /// Middleware that records Prometheus metrics for every request whose path
 /// matches a registered route template.
@@ -63,15 +29,15 @@ impl fmt::Debug for LayerState {
 #[derive(Clone, Debug)]
 pub struct RequestMetrics<S, M = PassRequestBody> {
     inner: S,
-    state: Arc<LayerState>,
+    recorder: Arc<Recorder>,
     mode: PhantomData<M>,
 }
 
 impl<S, M> RequestMetrics<S, M> {
-    pub(crate) fn new(inner: S, state: Arc<LayerState>) -> Self {
+    pub(crate) fn new(inner: S, recorder: Arc<Recorder>) -> Self {
         Self {
             inner,
-            state,
+            recorder,
             mode: PhantomData,
         }
     }
@@ -96,9 +62,9 @@ impl<S, M> RequestMetrics<S, M> {
     /// matches.
     #[inline]
     fn start<B>(&self, request: &Request<B>) -> Option<(Pending, Option<Tally>)> {
-        let recorder = &self.state.recorder;
+        let recorder = &self.recorder;
         #[cfg(feature = "axum")]
-        if self.state.matched_templates {
+        if recorder.options().matched_templates {
             if let Some(matched) = request.extensions().get::<axum::extract::MatchedPath>() {
                 return recorder.start_template(
                     matched.as_str(),
@@ -119,25 +85,25 @@ impl<S, M> RequestMetrics<S, M> {
     /// move cost about 50 instructions per request.
     #[inline]
     fn read_request<B>(&self, guard: &mut Guard, request: &Request<B>) {
-        let state = &*self.state;
+        let options = self.recorder.options();
         let Some(pending) = guard.pending_mut() else {
             return;
         };
         if is_grpc_request(request.method(), request.headers()) {
             pending.set_grpc(true);
         }
-        if let Some(read) = &state.client_id_from_request {
+        if let Some(read) = options.client_ids.reader() {
             // A panic in the user's reader is recorded as 500, like one in
             // the inner service.
             guard.run_user_code(|pending| {
-                if let (Some(pending), Some(id)) = (pending, read(request.headers())) {
+                if let (Some(pending), Some(id)) = (pending, (read.0)(request.headers())) {
                     pending.set_request_client(id);
                 }
             });
         }
-        if let Some(read) = &state.exemplars_from_request {
+        if let Some(read) = &options.exemplars {
             guard.run_user_code(|pending| {
-                let trace = read(request.headers());
+                let trace = (read.0)(request.headers());
                 if let Some(pending) = pending {
                     pending.set_trace(trace);
                 }
@@ -218,7 +184,7 @@ where
             // Not recorded: nothing to guard.
             return ResponseFuture::new(self.inner.call(request), Guard::new(None, None, false));
         };
-        let mut guard = Guard::new(Some(pending), tally, self.state.at_body_end);
+        let mut guard = Guard::new(Some(pending), tally, self.recorder.options().at_body_end());
         self.read_request(&mut guard, &request);
         let inner = guard.run_user_code(|_| self.inner.call(request));
         ResponseFuture::new(inner, guard)
@@ -242,7 +208,9 @@ where
     #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let mut guard = match self.start(&request) {
-            Some((pending, tally)) => Guard::new(Some(pending), tally, self.state.at_body_end),
+            Some((pending, tally)) => {
+                Guard::new(Some(pending), tally, self.recorder.options().at_body_end())
+            }
             None => Guard::new(None, None, false),
         };
         self.read_request(&mut guard, &request);
@@ -270,7 +238,7 @@ mod tests {
     use super::*;
     use crate::{
         test_helpers::{count_series, noop_waker, render, sample},
-        ClientId, RequestMetricsLayer, Route,
+        ClientId, ClientIds, RequestMetricsLayer, Route,
     };
 
     const TOTAL_404: &str = r#"ctms_requests_total{method="GET",path_template="/items/{id}",status_code="404",status_code_family="4xx"}"#;
@@ -505,7 +473,9 @@ mod tests {
         let registry = Registry::new();
         let layer = RequestMetricsLayer::builder()
             .route(Route::new("/"))
-            .client_id_from_request(|headers| headers.get("x-client")?.to_str().ok())
+            .client_ids(ClientIds::from_request(|headers| {
+                headers.get("x-client")?.to_str().ok()
+            }))
             .build(&registry)
             .unwrap();
         let service = layer.layer(service_fn(|request: Request<()>| async move {
@@ -549,7 +519,9 @@ mod tests {
         let registry = Registry::new();
         let layer = RequestMetricsLayer::builder()
             .route(Route::new("/"))
-            .client_id_from_request(|headers| headers.get("x-client")?.to_str().ok())
+            .client_ids(ClientIds::from_request(|headers| {
+                headers.get("x-client")?.to_str().ok()
+            }))
             .build(&registry)
             .unwrap();
         let mut service = layer.layer(service_fn(|_: Request<()>| async {
@@ -568,8 +540,7 @@ mod tests {
         let registry = Registry::new();
         let layer = RequestMetricsLayer::builder()
             .route(Route::new("/"))
-            .max_client_ids(2)
-            .max_client_id_len(8)
+            .client_ids(ClientIds::new().max(2).max_len(8))
             .build(&registry)
             .unwrap();
         let service = layer.layer(service_fn(|request: Request<()>| async move {
@@ -662,8 +633,9 @@ mod tests {
         let registry = Registry::new();
         let layer = RequestMetricsLayer::builder()
             .route(Route::new("/"))
-            .max_client_ids(2)
-            .client_id_from_request(|headers| headers.get("x-client")?.to_str().ok())
+            .client_ids(
+                ClientIds::from_request(|headers| headers.get("x-client")?.to_str().ok()).max(2),
+            )
             .build(&registry)
             .unwrap();
         let service = layer.layer(service_fn(respond_with_auth));
@@ -698,12 +670,12 @@ mod tests {
         let registry = Registry::new();
         let layer = RequestMetricsLayer::builder()
             .route(Route::new("/"))
-            .client_id_from_request(|headers| {
+            .client_ids(ClientIds::from_request(|headers| {
                 if headers.contains_key("x-explode") {
                     panic!("reader exploded");
                 }
                 None
-            })
+            }))
             .build(&registry)
             .unwrap();
         let mut service = layer.layer(service_fn(respond_with(200)));
@@ -726,10 +698,10 @@ mod tests {
         let builder = || {
             RequestMetricsLayer::builder()
                 .route(Route::new("/"))
-                .client_id_from_request(|_| {
+                .client_ids(ClientIds::from_request(|_| {
                     CLIENT_READS.fetch_add(1, Ordering::Relaxed);
                     None
-                })
+                }))
                 .exemplars_from_request(|_| {
                     TRACE_READS.fetch_add(1, Ordering::Relaxed);
                     None::<TraceId>
@@ -770,8 +742,9 @@ mod tests {
         let registry = Registry::new();
         let layer = RequestMetricsLayer::builder()
             .route(Route::new("/"))
-            .max_client_ids(1)
-            .client_id_from_request(|headers| headers.get("x-client")?.to_str().ok())
+            .client_ids(
+                ClientIds::from_request(|headers| headers.get("x-client")?.to_str().ok()).max(1),
+            )
             .build(&registry)
             .unwrap();
         let service = layer.layer(service_fn(|request: Request<()>| async move {

@@ -16,9 +16,7 @@ use std::{
 use http::{Method, Request, Response};
 use prometheus::Registry;
 use tower::{Layer, Service};
-use tower_prometheus::{
-    ClientId, Profile, RequestMetricsLayer, Route, TraceId, DEFAULT_NATIVE_SCHEMA,
-};
+use tower_prometheus::{ClientId, ClientIds, Profile, RequestMetricsLayer, Route, TraceId};
 
 struct Counting;
 
@@ -131,8 +129,10 @@ fn steady_state_requests_allocate_nothing_beyond_the_inner_service() {
                 .statuses([200])
                 .with_client_series(),
         )
-        .clients(["test_client"])
-        .client_id_from_request(|headers| headers.get("x-client-id")?.to_str().ok())
+        .client_ids(
+            ClientIds::from_request(|headers| headers.get("x-client-id")?.to_str().ok())
+                .known(["test_client"]),
+        )
         .build(&registry)
         .unwrap();
     let path = "/ctms/6f1c2a7e-3b4d-4c5e-9f60-718293a4b5c6";
@@ -205,7 +205,7 @@ fn exemplars_native_histograms_and_the_otel_profile_allocate_nothing_once_warm()
             .profile(profile)
             .route(Route::new("/ctms/{email_id}"))
             .exemplars_from_request(TraceId::from_traceparent)
-            .native_histograms(DEFAULT_NATIVE_SCHEMA)
+            .native_histograms(true)
             .build(&registry)
             .unwrap();
         let inner = Inner { client: None };

@@ -24,7 +24,7 @@ use std::{
 use http::{Method, Request, Response, StatusCode};
 use prometheus::Registry;
 use tower::{Layer, Service};
-use tower_prometheus::{ClientId, MetricsExporter, RequestMetricsLayer, Route};
+use tower_prometheus::{ClientId, ClientIds, MetricsExporter, RequestMetricsLayer, Route};
 
 struct Counting;
 
@@ -397,9 +397,11 @@ fn a_flood_of_hostile_requests_stays_exact_and_within_the_bounds() {
         let registry = Registry::new();
         let layer = RequestMetricsLayer::builder()
             .routes(TEMPLATES.map(Route::new))
-            .max_client_ids(max_clients)
-            .max_client_id_len(16)
-            .client_id_from_request(|headers| headers.get("x-client")?.to_str().ok())
+            .client_ids(
+                ClientIds::from_request(|headers| headers.get("x-client")?.to_str().ok())
+                    .max(max_clients)
+                    .max_len(16),
+            )
             .build(&registry)
             .unwrap();
         let mut service = layer.layer(Inner);

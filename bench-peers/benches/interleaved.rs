@@ -30,7 +30,7 @@ use bench_peers::{FlatTableLayer, FloorLayer};
 use http::{HeaderName, Method, Request};
 use prometheus::Registry;
 use tower::{Layer, Service};
-use tower_prometheus::{RequestMetricsLayer, Route};
+use tower_prometheus::{ClientIds, RequestMetricsLayer, Route};
 
 static CLIENT_HEADER: HeaderName = HeaderName::from_static("x-client-id");
 
@@ -45,8 +45,7 @@ fn ours(registry: &Registry) -> RequestMetricsLayer {
                 .statuses([200, 404])
                 .with_client_series()
         }))
-        .clients(["test_client"])
-        .client_id_from_request(|headers| headers.get(&CLIENT_HEADER)?.to_str().ok())
+        .client_ids(ClientIds::from_request(|headers| headers.get(&CLIENT_HEADER)?.to_str().ok()).known(["test_client"]))
         .build(registry)
         .expect("valid configuration")
 }

@@ -40,7 +40,7 @@ use criterion::{
 use http::{HeaderName, Method, Request, Response};
 use prometheus::{Registry, TextEncoder};
 use tower::{layer::util::Identity, Layer, Service};
-use tower_prometheus::{RequestMetricsLayer, Route};
+use tower_prometheus::{ClientIds, RequestMetricsLayer, Route};
 
 const CLIENT_HEADER: &str = "x-client-id";
 /// Parsed once, as the crate's docs advise and as the hand-written layers do.
@@ -71,8 +71,7 @@ fn tower_prometheus(registry: &Registry) -> RequestMetricsLayer {
                 .statuses([200, 404])
                 .with_client_series()
         }))
-        .clients([CLIENT])
-        .client_id_from_request(|headers| headers.get(&CLIENT_HEADER_NAME)?.to_str().ok())
+        .client_ids(ClientIds::from_request(|headers| headers.get(&CLIENT_HEADER_NAME)?.to_str().ok()).known([CLIENT]))
         .build(registry)
         .expect("valid tower-prometheus configuration")
 }

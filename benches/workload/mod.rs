@@ -12,7 +12,7 @@ use std::{
 
 use http::{HeaderName, Method, Request, Response};
 use tower::Service;
-use tower_prometheus::{ClientId, RequestMetricsLayer, Route};
+use tower_prometheus::{ClientId, ClientIds, RequestMetricsLayer, Route};
 
 /// The example server's templates.
 pub(crate) const TEMPLATES: &[&str] = &[
@@ -83,6 +83,8 @@ pub(crate) fn builder() -> tower_prometheus::Builder {
                 .statuses([200, 404])
                 .with_client_series()
         }))
-        .clients(["test_client"])
-        .client_id_from_request(|headers| headers.get(&CLIENT_HEADER)?.to_str().ok())
+        .client_ids(
+            ClientIds::from_request(|headers| headers.get(&CLIENT_HEADER)?.to_str().ok())
+                .known(["test_client"]),
+        )
 }

@@ -62,8 +62,8 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::Layer as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_prometheus::{
-    BuildError, MetricsExporter, RequestMetricsLayer, Route, TraceId, DEFAULT_MAX_CLIENT_IDS,
-    DEFAULT_MAX_CLIENT_ID_LEN, DEFAULT_NATIVE_SCHEMA,
+    limits::{DEFAULT_MAX_CLIENT_IDS, DEFAULT_MAX_CLIENT_ID_LEN},
+    BuildError, ClientIds, MetricsExporter, RequestMetricsLayer, Route, TraceId,
 };
 
 use crate::config::{bind, Settings};
@@ -112,16 +112,14 @@ fn metrics_layer(
                 .statuses(api_statuses)
                 .with_client_series(),
         )
-        .clients(clients.iter().map(|(id, _)| id.clone()))
-        .max_client_ids(clients.len().max(DEFAULT_MAX_CLIENT_IDS))
-        .max_client_id_len(longest_id.max(DEFAULT_MAX_CLIENT_ID_LEN))
+        .client_ids(
+            ClientIds::new()
+                .known(clients.iter().map(|(id, _)| id.clone()))
+                .max(clients.len().max(DEFAULT_MAX_CLIENT_IDS))
+                .max_len(longest_id.max(DEFAULT_MAX_CLIENT_ID_LEN)),
+        )
         .exemplars_from_request(TraceId::from_traceparent);
-    let builder = if native_histograms {
-        builder.native_histograms(DEFAULT_NATIVE_SCHEMA)
-    } else {
-        builder
-    };
-    builder.build(registry)
+    builder.native_histograms(native_histograms).build(registry)
 }
 
 /// How the two listeners are served.

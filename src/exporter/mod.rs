@@ -9,6 +9,7 @@
 //! `body.rs` the response body, `gzip.rs` the compression.
 
 mod body;
+mod error;
 mod format;
 mod future;
 #[cfg(feature = "gzip")]
@@ -32,18 +33,9 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use prometheus::Registry;
 use tower_service::Service;
 
-#[cfg(feature = "protobuf")]
-pub use self::format::PROTOBUF_CONTENT_TYPE;
-pub use self::{
-    body::MetricsBody,
-    format::{Format, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE},
-    future::ScrapeFuture,
-};
+pub use self::{body::MetricsBody, error::ExporterError, format::Format, future::ScrapeFuture};
 use self::{render::Rendered, share::Share};
-
-/// The default number of scrapes that may wait for a running render before
-/// more are turned away; see [`MetricsExporter::max_waiting_scrapes`].
-pub const DEFAULT_MAX_WAITING_SCRAPES: usize = 16;
+use crate::limits::DEFAULT_MAX_WAITING_SCRAPES;
 
 /// A [`Service`] that renders a [`Registry`] for Prometheus.
 ///
@@ -98,8 +90,8 @@ impl MetricsExporter {
     ///
     /// # Errors
     ///
-    /// [`BuildError::InvalidNamespace`](crate::BuildError::InvalidNamespace) for a namespace that is not a
-    /// metric name, [`BuildError::AlreadyRegistered`](crate::BuildError::AlreadyRegistered) when the registry
+    /// [`ExporterError::InvalidNamespace`] for a namespace that is not a
+    /// metric name, [`ExporterError::AlreadyRegistered`] when the registry
     /// holds these names already (self-metrics turned on twice); nothing is
     /// registered then.
     ///
@@ -112,13 +104,13 @@ impl MetricsExporter {
     /// assert!(text.contains(r#"ctms_exporter_scrapes_total{format="openmetrics",outcome="busy"} 0"#));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn self_metrics(mut self, namespace: &str) -> Result<Self, crate::BuildError> {
+    pub fn self_metrics(mut self, namespace: &str) -> Result<Self, ExporterError> {
         self.stats = Some(stats::Stats::register(&self.registry, namespace)?);
         Ok(self)
     }
 
     /// Sets how many scrapes may wait for a running render (default
-    /// [`DEFAULT_MAX_WAITING_SCRAPES`]); more are answered 503 with
+    /// 16); more are answered 503 with
     /// `Retry-After`. With 0, a scrape that finds a render running is
     /// turned away at once.
     #[must_use]
@@ -375,7 +367,10 @@ mod tests {
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
         assert_eq!(response.headers()[header::VARY], "accept, accept-encoding");
-        assert_eq!(response.headers()[header::CONTENT_TYPE], TEXT_CONTENT_TYPE);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            Format::Text.content_type()
+        );
         assert_eq!(gunzip(response.body().as_bytes()), text);
     }
 
@@ -443,7 +438,7 @@ mod tests {
         let response = exporter.clone().oneshot(openmetrics).await.unwrap();
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
-            OPENMETRICS_CONTENT_TYPE
+            Format::OpenMetrics.content_type()
         );
         let text = exporter.render().unwrap();
         for (format, outcome, count) in [
@@ -468,12 +463,12 @@ mod tests {
         let exporter = exporter().self_metrics("app").unwrap();
         let again = exporter.clone().self_metrics("app").unwrap_err();
         assert!(
-            matches!(&again, crate::BuildError::AlreadyRegistered { metric, .. } if metric == "app_exporter_scrapes_total"),
+            matches!(&again, ExporterError::AlreadyRegistered { metric, .. } if metric == "app_exporter_scrapes_total"),
             "{again:?}"
         );
         let misnamed = exporter.self_metrics("not a name").unwrap_err();
         assert!(
-            matches!(misnamed, crate::BuildError::InvalidNamespace { .. }),
+            matches!(misnamed, ExporterError::InvalidNamespace { .. }),
             "{misnamed:?}"
         );
     }

@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 
+use super::ExporterError;
 use super::Format;
-use crate::BuildError;
+use crate::schema::is_valid_namespace;
 
 /// How a scrape was answered.
 #[derive(Clone, Copy, Debug)]
@@ -42,8 +43,12 @@ impl Stats {
     /// Registers `<namespace>_exporter_scrapes_total{format, outcome}` and
     /// `<namespace>_exporter_render_seconds` in `registry`, every series at
     /// zero.
-    pub(super) fn register(registry: &Registry, namespace: &str) -> Result<Self, BuildError> {
-        crate::layer::check_namespace(namespace)?;
+    pub(super) fn register(registry: &Registry, namespace: &str) -> Result<Self, ExporterError> {
+        if !is_valid_namespace(namespace) {
+            return Err(ExporterError::InvalidNamespace {
+                namespace: namespace.to_owned(),
+            });
+        }
         let scrapes_name = format!("{namespace}_exporter_scrapes_total");
         let scrapes = IntCounterVec::new(
             Opts::new(
@@ -53,7 +58,7 @@ impl Stats {
             ),
             &["format", "outcome"],
         )
-        .map_err(|source| BuildError::AlreadyRegistered {
+        .map_err(|source| ExporterError::AlreadyRegistered {
             metric: scrapes_name.clone(),
             source,
         })?;
@@ -71,20 +76,20 @@ impl Stats {
             )
             .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
         )
-        .map_err(|source| BuildError::AlreadyRegistered {
+        .map_err(|source| ExporterError::AlreadyRegistered {
             metric: render_name.clone(),
             source,
         })?;
         registry
             .register(Box::new(scrapes.clone()))
-            .map_err(|source| BuildError::AlreadyRegistered {
+            .map_err(|source| ExporterError::AlreadyRegistered {
                 metric: scrapes_name.clone(),
                 source,
             })?;
         if let Err(source) = registry.register(Box::new(render_seconds.clone())) {
             // Nothing stays registered on failure.
             let _ = registry.unregister(Box::new(scrapes));
-            return Err(BuildError::AlreadyRegistered {
+            return Err(ExporterError::AlreadyRegistered {
                 metric: render_name,
                 source,
             });

@@ -74,7 +74,7 @@ impl Recorder {
     /// Routes and methods in label order, learned templates included.
     fn order(&self) -> Cow<'_, Order> {
         if self.tables.routes.learned_any() {
-            Cow::Owned(Order::new(&self.tables.routes, self.tables.profile))
+            Cow::Owned(Order::new(&self.tables.routes, self.tables.options.profile))
         } else {
             Cow::Borrowed(&self.order)
         }
@@ -84,9 +84,10 @@ impl Recorder {
     pub(super) fn collect(&self, family: Family) -> MetricFamily {
         // Exemplars and native histograms, for a scrape that can show them.
         let tables = &*self.tables;
-        let wants_extras = (tables.exemplars || tables.native.is_some()) && extras::capturing();
+        let wants_extras =
+            (tables.options.exemplars.is_some() || tables.native.is_some()) && extras::capturing();
         let mut deposit = (wants_extras && matches!(family, Family::Total | Family::Duration))
-            .then(|| FamilyExtras::new(self.name(family), tables.profile.labels(family)));
+            .then(|| FamilyExtras::new(self.name(family), tables.options.profile.labels(family)));
         let metrics = match family {
             Family::Total => self.collect_total(deposit.as_mut()),
             Family::Duration if tables.per_code => self.collect_duration_per_code(deposit.as_mut()),
@@ -106,7 +107,7 @@ impl Recorder {
         };
         let mut collected = MetricFamily::default();
         collected.set_name(self.name(family));
-        collected.set_help(tables.profile.help(family).to_owned());
+        collected.set_help(tables.options.profile.help(family).to_owned());
         collected.set_field_type(family.metric_type());
         collected.set_metric(metrics);
         if let Some(deposit) = deposit {
@@ -161,7 +162,7 @@ impl Recorder {
             .collect();
         routes.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         let mut codes: Vec<GrpcCode> = GrpcCode::all().collect();
-        let profile = tables.profile;
+        let profile = tables.options.profile;
         let names = profile.names();
         codes.sort_unstable_by_key(|&code| profile.grpc_code_value(code));
         let mut metrics = Vec::with_capacity(codes.len() * routes.len());
@@ -206,10 +207,13 @@ impl Recorder {
                 }
                 metric.set_label(vec![
                     label(
-                        tables.profile.names().method,
-                        tables.profile.method_value(method),
+                        tables.options.profile.names().method,
+                        tables.options.profile.method_value(method),
                     ),
-                    label(tables.profile.names().route, tables.routes.template(route)),
+                    label(
+                        tables.options.profile.names().route,
+                        tables.routes.template(route),
+                    ),
                 ]);
                 metrics.push(metric);
             }
@@ -255,7 +259,7 @@ impl Recorder {
     }
 
     fn collect_total(&self, mut extras: Option<&mut FamilyExtras>) -> Vec<proto::Metric> {
-        let profile = self.tables.profile;
+        let profile = self.tables.options.profile;
         let names = profile.names();
         let mut metrics = Vec::new();
         self.for_each_group(&self.order(), |tables, group| {
@@ -329,7 +333,7 @@ impl Recorder {
         &self,
         mut extras: Option<&mut FamilyExtras>,
     ) -> Vec<proto::Metric> {
-        let profile = self.tables.profile;
+        let profile = self.tables.options.profile;
         let names = profile.names();
         let mut metrics = Vec::new();
         let mut counts: Vec<u64> = Vec::new();
@@ -448,7 +452,7 @@ impl Recorder {
         series.sort_unstable_by_key(|s| (rank_of(s.slot), s.method_rank, s.route_rank, s.family));
 
         let tables = &*self.tables;
-        let profile = tables.profile;
+        let profile = tables.options.profile;
         let names = profile.names();
         series
             .into_iter()
@@ -517,7 +521,7 @@ fn duration_extras<P: DurationPart>(
     native: &mut Vec<u64>,
 ) -> MetricExtras {
     let mut metric = MetricExtras::default();
-    if tables.exemplars {
+    if tables.options.exemplars.is_some() {
         metric.buckets = vec![None; buckets];
         for part in parts {
             for (kept, exemplar) in metric.buckets.iter_mut().zip(part.bucket_exemplars()) {

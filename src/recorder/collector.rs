@@ -47,7 +47,7 @@ fn register_all(
     registered: &mut Vec<Desc>,
 ) -> Result<(), BuildError> {
     let invalid = |_| BuildError::InvalidNamespace {
-        namespace: recorder.namespace.clone(),
+        namespace: recorder.options().namespace().to_owned(),
     };
     for family in recorder.families() {
         let name = recorder.name(family);

@@ -30,7 +30,7 @@ use std::{cell::Cell, marker::PhantomData};
 use crate::sync::{AtomicU64, Ordering};
 
 /// Leases in the pool: as many as a layer can have shards.
-const POOL: usize = crate::MAX_SHARDS;
+const POOL: usize = crate::limits::MAX_SHARDS;
 const _: () = assert!(POOL % 64 == 0, "the pool is kept in whole words");
 
 /// What a thread holds when it holds no lease.

@@ -28,7 +28,6 @@ use std::{fmt, sync::Arc};
 use http::Method;
 use prometheus::Registry;
 
-pub use self::native::{DEFAULT_NATIVE_SCHEMA, MAX_NATIVE_SCHEMA};
 use self::{
     cells::{Directory, Place, ShardWriter},
     native::NativeLayout,
@@ -39,9 +38,11 @@ use crate::{
     extras::Exemplar,
     grpc::GrpcCode,
     labels::{CodeSet, MethodLabel, Status, StatusFamily},
+    options::Options,
     routes::{RouteId, Routes},
     schema::{Family, Profile},
     sync::{AtomicU64, Ordering},
+    validate::Validated,
     BuildError, ClientId, TraceId,
 };
 
@@ -90,35 +91,6 @@ impl RoutePreinit {
     }
 }
 
-/// Everything the recorder needs from the builder.
-pub(crate) struct RecorderConfig {
-    pub(crate) namespace: String,
-    pub(crate) routes: Routes,
-    pub(crate) bounds: Vec<f64>,
-    pub(crate) clients: ClientTable,
-    /// By route index; `None` for routes that list no series.
-    pub(crate) preinit: Vec<Option<Box<RoutePreinit>>>,
-    /// The known clients hold slots `0..known_clients`.
-    pub(crate) known_clients: usize,
-    /// Whether the overflow value was listed as a known client.
-    pub(crate) overflow_listed: bool,
-    pub(crate) shards: usize,
-    /// By route index: whether the route is a gRPC route, whose gRPC
-    /// series start at zero.
-    pub(crate) grpc_routes: Vec<bool>,
-    /// Whether the in-flight gauge is kept.
-    pub(crate) in_flight: bool,
-    /// Whether response body bytes are counted.
-    pub(crate) response_bytes: bool,
-    /// Whether request body bytes are counted.
-    pub(crate) request_bytes: bool,
-    /// Whether requests may bring exemplars.
-    pub(crate) exemplars: bool,
-    /// The native histograms' schema, when they are kept.
-    pub(crate) native_schema: Option<i8>,
-    pub(crate) profile: Profile,
-}
-
 /// What the shards read and the scrape walks: the tables decided at build
 /// time and the directory of cells.
 pub(crate) struct Tables {
@@ -128,30 +100,28 @@ pub(crate) struct Tables {
     bounds_ns: Box<[u64]>,
     /// The same bounds in seconds, as configured, for the scrape.
     bounds: Box<[f64]>,
+    /// By route index; `None` for routes that list no series.
     preinit: Box<[Option<Box<RoutePreinit>>]>,
+    /// The known clients hold slots `0..known_clients`.
     known_clients: usize,
+    /// Whether the overflow value was listed as a known client.
     overflow_listed: bool,
     /// By route index: whether the route is a gRPC route, whose gRPC
     /// series start at zero.
     grpc_routes: Box<[bool]>,
-    in_flight: bool,
-    response_bytes: bool,
-    request_bytes: bool,
     directory: Directory,
     clock: Clock,
-    /// Whether requests may bring exemplars.
-    exemplars: bool,
     /// The native histogram layout, when they are kept.
     native: Option<NativeLayout>,
-    /// Whether either of the two above is on, or durations are kept per
+    /// Whether exemplars or native histograms are kept, or durations per
     /// status code: one test on the hot path.
     extras: bool,
-    profile: Profile,
     /// Whether durations are kept per status code (OpenTelemetry).
     per_code: bool,
     /// The owned shards, `0..owned_shards`; as many shared ones follow.
     /// A power of two.
     owned_shards: usize,
+    options: Options,
 }
 
 impl Tables {
@@ -237,13 +207,11 @@ pub(crate) struct Recorder {
     tables: Arc<Tables>,
     order: collect::Order,
     shards: Box<[Arc<Shard>]>,
-    namespace: String,
 }
 
 impl fmt::Debug for Recorder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Recorder")
-            .field("namespace", &self.namespace)
             .field("tables", &self.tables)
             .field("shards", &self.shards.len())
             .finish()
@@ -251,47 +219,36 @@ impl fmt::Debug for Recorder {
 }
 
 impl Recorder {
-    pub(crate) fn new(config: RecorderConfig) -> Arc<Self> {
-        let RecorderConfig {
-            namespace,
+    pub(crate) fn new(options: Options, validated: Validated) -> Arc<Self> {
+        let Validated {
             routes,
             bounds,
             clients,
             preinit,
-            known_clients,
-            overflow_listed,
-            shards,
             grpc_routes,
-            in_flight,
-            response_bytes,
-            request_bytes,
-            exemplars,
-            native_schema,
-            profile,
-        } = config;
+            shards,
+        } = validated;
         let owned_shards = shards.max(1).next_power_of_two();
         let shards = 2 * owned_shards;
+        let profile = options.profile;
         let order = collect::Order::new(&routes, profile);
+        let native = options.native_schema().map(NativeLayout::new);
         let tables = Arc::new(Tables {
             owned_shards,
             directory: Directory::new(routes.len(), owned_shards, bounds.len()),
             clock: Clock::new(),
-            exemplars,
-            native: native_schema.map(NativeLayout::new),
-            extras: exemplars || native_schema.is_some() || profile.durations_per_code(),
-            profile,
+            extras: options.exemplars.is_some() || native.is_some() || profile.durations_per_code(),
+            native,
             per_code: profile.durations_per_code(),
             routes,
-            clients,
+            clients: clients.table,
             bounds_ns: bounds.iter().map(|&b| seconds_to_ns(b)).collect(),
             bounds: bounds.into(),
             preinit: preinit.into(),
-            known_clients,
-            overflow_listed,
+            known_clients: clients.count,
+            overflow_listed: clients.overflow_listed,
             grpc_routes: grpc_routes.into(),
-            in_flight,
-            response_bytes,
-            request_bytes,
+            options,
         });
         let shards = (0..shards)
             .map(|index| {
@@ -306,18 +263,26 @@ impl Recorder {
             tables,
             order,
             shards,
-            namespace,
         })
+    }
+
+    /// The options the layer was built with.
+    #[inline]
+    pub(crate) fn options(&self) -> &Options {
+        &self.tables.options
     }
 
     /// The full name of a family.
     pub(crate) fn name(&self, family: Family) -> String {
-        self.tables.profile.family_name(family, &self.namespace)
+        self.tables
+            .options
+            .profile
+            .family_name(family, self.tables.options.namespace())
     }
 
     /// The naming profile.
     pub(crate) fn profile(&self) -> Profile {
-        self.tables.profile
+        self.tables.options.profile
     }
 
     /// The families this layer registers: the CTMS ones, the gRPC one, and
@@ -329,15 +294,16 @@ impl Recorder {
     /// out of a scrape.
     pub(crate) fn families(&self) -> Vec<Family> {
         let tables = &self.tables;
-        let mut families = tables.profile.always().to_vec();
+        let options = &tables.options;
+        let mut families = options.profile.always().to_vec();
         families.push(Family::Grpc);
-        if tables.in_flight {
+        if options.in_flight {
             families.push(Family::InFlight);
         }
-        if tables.response_bytes {
+        if options.response_bytes {
             families.push(Family::ResponseBytes);
         }
-        if tables.request_bytes {
+        if options.request_bytes {
             families.push(Family::RequestBytes);
         }
         families
@@ -399,8 +365,8 @@ impl Recorder {
     ) -> (Pending, Option<Tally>) {
         let tables = &*self.tables;
         let method = MethodLabel::of(method);
-        let tally =
-            (tables.in_flight || tables.response_bytes).then(|| Tally::new(shard, route, method));
+        let tally = (tables.options.in_flight || tables.options.response_bytes)
+            .then(|| Tally::new(shard, route, method));
         let pending = Pending {
             shard: shard.clone(),
             route,
@@ -619,7 +585,7 @@ pub(crate) struct Tally {
 impl Tally {
     fn new(shard: &Arc<Shard>, route: RouteId, method: MethodLabel) -> Self {
         let tables = &*shard.tables;
-        if tables.in_flight {
+        if tables.options.in_flight {
             if let Some(extras) = tables.directory.extras(route, method) {
                 extras.in_flight.fetch_add(1, Ordering::Relaxed);
             }
@@ -628,8 +594,8 @@ impl Tally {
             shard: shard.clone(),
             route,
             method,
-            in_flight: tables.in_flight,
-            bytes: tables.response_bytes.then_some(0),
+            in_flight: tables.options.in_flight,
+            bytes: tables.options.response_bytes.then_some(0),
         }
     }
 
@@ -735,6 +701,7 @@ mod tests {
     use prometheus::proto::MetricFamily;
 
     use super::*;
+    use crate::ClientIds;
     use crate::{RequestMetricsLayer, Route};
 
     impl Recorder {
@@ -792,7 +759,7 @@ mod tests {
                     .statuses([404, 200, 503, 201])
                     .with_client_series()
             }))
-            .clients(["zoe", "adam", "mia"])
+            .client_ids(ClientIds::new().known(["zoe", "adam", "mia"]))
             .build(&Registry::new())
             .unwrap();
         let recorder = layer.recorder();
@@ -952,7 +919,7 @@ mod tests {
         // and the new thread's must be below the shard count.
         let layer = RequestMetricsLayer::builder()
             .route(Route::new("/a"))
-            .shards(crate::MAX_SHARDS)
+            .shards(crate::limits::MAX_SHARDS)
             .build(&Registry::new())
             .unwrap();
         let recorder = layer.recorder().clone();

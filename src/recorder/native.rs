@@ -10,14 +10,7 @@
 //! hours) counts in the top bucket. The classic buckets and the sum stay
 //! exact either way.
 
-use crate::extras::NativeHistogram;
-
-/// The default schema: 8 buckets per doubling, a factor of about 1.09
-/// between bounds, so a quantile is known to within about 4.5 %.
-pub const DEFAULT_NATIVE_SCHEMA: i8 = 3;
-/// The finest schema accepted: 32 buckets per doubling, 1,152 buckets (9 KB)
-/// per series and shard at most.
-pub const MAX_NATIVE_SCHEMA: i8 = 5;
+use crate::{extras::NativeHistogram, limits::MAX_NATIVE_SCHEMA};
 
 /// The zero bucket's threshold: 2^-20 s.
 const LOWEST_POWER: i32 = -20;

@@ -7,7 +7,7 @@ use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
-use tower_prometheus::proto::MetricFamily;
+use crate::support::proto::MetricFamily;
 
 use crate::example::Server;
 use crate::support::{request, HttpResponse};

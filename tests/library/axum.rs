@@ -12,7 +12,7 @@ use axum::{
 use prometheus::Registry;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_prometheus::{
-    BuildError, MetricsExporter, RequestMetricsLayer, Route, MAX_CLIENT_IDS_LIMIT,
+    limits::MAX_MATCHED_TEMPLATES, BuildError, MetricsExporter, RequestMetricsLayer, Route,
 };
 
 use crate::support::{get as http_get, parse, Exposition};
@@ -52,7 +52,7 @@ fn users() -> Router {
 async fn nested_routes_are_recorded_under_their_full_template_without_registering_them() {
     let registry = Registry::new();
     let metrics = RequestMetricsLayer::builder()
-        .templates_from_matched_path()
+        .templates_from_matched_path(true)
         .build(&registry)
         .unwrap();
     let app = Router::new().nest("/api/v1", users()).layer(metrics);
@@ -73,7 +73,7 @@ async fn nested_routes_are_recorded_under_their_full_template_without_registerin
 async fn a_layer_on_the_inner_router_sees_the_full_template_too() {
     let registry = Registry::new();
     let metrics = RequestMetricsLayer::builder()
-        .templates_from_matched_path()
+        .templates_from_matched_path(true)
         .build(&registry)
         .unwrap();
     let app = Router::new().nest("/api/v1", users().route_layer(metrics));
@@ -91,7 +91,7 @@ async fn a_registered_template_is_the_same_series_and_stays_pre_initialised() {
                 .methods([axum::http::Method::GET])
                 .statuses([200, 404]),
         )
-        .templates_from_matched_path()
+        .templates_from_matched_path(true)
         .build(&registry)
         .unwrap();
     let before = scrape(&registry);
@@ -111,7 +111,7 @@ async fn a_registered_template_is_the_same_series_and_stays_pre_initialised() {
 async fn a_path_no_route_matches_is_counted_as_unmatched() {
     let registry = Registry::new();
     let metrics = RequestMetricsLayer::builder()
-        .templates_from_matched_path()
+        .templates_from_matched_path(true)
         .build(&registry)
         .unwrap();
     // The fallback carries no `MatchedPath`.
@@ -130,7 +130,7 @@ async fn past_the_cap_a_template_is_recorded_as_its_path_would_be() {
     let registry = Registry::new();
     let metrics = RequestMetricsLayer::builder()
         .route(Route::new("/registered"))
-        .templates_from_matched_path()
+        .templates_from_matched_path(true)
         .max_matched_templates(1)
         .build(&registry)
         .unwrap();
@@ -155,12 +155,12 @@ async fn past_the_cap_a_template_is_recorded_as_its_path_would_be() {
 #[test]
 fn the_cap_has_a_limit_and_no_route_needs_matched_paths() {
     let error = RequestMetricsLayer::builder()
-        .templates_from_matched_path()
-        .max_matched_templates(MAX_CLIENT_IDS_LIMIT + 1)
+        .templates_from_matched_path(true)
+        .max_matched_templates(MAX_MATCHED_TEMPLATES + 1)
         .build(&Registry::new())
         .unwrap_err();
     assert!(
-        matches!(error, BuildError::MaxMatchedTemplatesTooLarge { max, .. } if max == MAX_CLIENT_IDS_LIMIT + 1),
+        matches!(error, BuildError::OutOfRange { setting: "max_matched_templates", value, .. } if value == MAX_MATCHED_TEMPLATES as i64 + 1),
         "{error:?}"
     );
     let error = RequestMetricsLayer::builder()
@@ -225,7 +225,7 @@ async fn a_nested_service_is_recorded_under_its_mount_wherever_the_layer_is() {
     for placement in [Placement::RouterLayer, Placement::WholeRouter] {
         let registry = Registry::new();
         let metrics = RequestMetricsLayer::builder()
-            .templates_from_matched_path()
+            .templates_from_matched_path(true)
             .route(Route::new("/users/{id}"))
             .route(Route::nested_service("/static"))
             .build(&registry)
@@ -285,7 +285,7 @@ async fn a_nested_service_is_recorded_under_its_mount_wherever_the_layer_is() {
 async fn without_its_route_a_nested_service_is_unmatched_and_told_from_404s_by_its_status() {
     let registry = Registry::new();
     let metrics = RequestMetricsLayer::builder()
-        .templates_from_matched_path()
+        .templates_from_matched_path(true)
         .record_unmatched_as("__unmatched__")
         .build(&registry)
         .unwrap();

@@ -3,14 +3,12 @@
 
 use std::convert::Infallible;
 
+#[cfg(feature = "protobuf")]
+use crate::support::proto::{Histogram, MetricFamily};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use prometheus::Registry;
 use tower::{service_fn, Layer, ServiceExt};
-#[cfg(feature = "protobuf")]
-use tower_prometheus::proto::{Histogram, MetricFamily};
-use tower_prometheus::{
-    BuildError, Format, MetricsExporter, RequestMetricsLayer, Route, TraceId, MAX_NATIVE_SCHEMA,
-};
+use tower_prometheus::{BuildError, Format, MetricsExporter, RequestMetricsLayer, Route, TraceId};
 
 const TRACE_A: &str = "0af7651916cd43dd8448eb211c80319c";
 const TRACE_B: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -187,7 +185,7 @@ async fn native_histograms_count_every_request_next_to_the_classic_buckets() {
     let registry = Registry::new();
     let layer = RequestMetricsLayer::builder()
         .route(Route::new("/items/{id}"))
-        .native_histograms(3)
+        .native_histograms(true)
         .build(&registry)
         .unwrap();
     for _ in 0..5 {
@@ -239,19 +237,20 @@ async fn native_histograms_count_every_request_next_to_the_classic_buckets() {
 
 #[test]
 fn a_native_schema_out_of_range_is_a_build_error() {
-    for schema in [-1, MAX_NATIVE_SCHEMA + 1, i8::MAX] {
+    for schema in [-1, tower_prometheus::limits::MAX_NATIVE_SCHEMA + 1, i8::MAX] {
         let error = RequestMetricsLayer::builder()
             .route(Route::new("/"))
-            .native_histograms(schema)
+            .native_histograms(true)
+            .native_histogram_schema(schema)
             .build(&Registry::new())
             .unwrap_err();
         assert!(
-            matches!(error, BuildError::InvalidNativeSchema { schema: s, .. } if s == schema),
+            matches!(error, BuildError::OutOfRange { setting: "native_histogram_schema", value, .. } if value == i64::from(schema)),
             "{error:?}"
         );
-        assert!(error
-            .to_string()
-            .contains(&format!("native_histograms({schema})")));
+        assert!(error.to_string().contains(&format!(
+            "native_histogram_schema is {schema}, out of range: give 0 to 5"
+        )));
     }
 }
 
@@ -285,7 +284,7 @@ fn every_histogram_of_every_scrape_adds_up_while_requests_are_recorded() {
     let layer = RequestMetricsLayer::builder()
         .route(Route::new("/a"))
         .route(Route::new("/b/{id}"))
-        .native_histograms(3)
+        .native_histograms(true)
         .build(&registry)
         .unwrap();
     let done = Arc::new(AtomicBool::new(false));

@@ -19,7 +19,7 @@ use tokio::{
     sync::Notify,
 };
 use tower::{service_fn, Layer, Service, ServiceExt};
-use tower_prometheus::{ClientId, MetricsExporter, RequestMetricsLayer, Route};
+use tower_prometheus::{ClientId, ClientIds, MetricsExporter, RequestMetricsLayer, Route};
 
 use crate::support::{get, request, scrape, send_raw, Exposition};
 
@@ -119,7 +119,7 @@ fn layer(registry: &Registry) -> RequestMetricsLayer {
                 .with_client_series(),
         )
         .route(Route::new("/wait"))
-        .clients(["known"])
+        .client_ids(ClientIds::new().known(["known"]))
         .build(registry)
         .unwrap()
 }
@@ -409,8 +409,7 @@ async fn hostile_methods_paths_and_client_ids_stay_within_the_bound() {
     let registry = Registry::new();
     let layer = RequestMetricsLayer::builder()
         .route(Route::new("/items/{id}"))
-        .max_client_ids(5)
-        .max_client_id_len(16)
+        .client_ids(ClientIds::new().max(5).max_len(16))
         .build(&registry)
         .unwrap();
     let addr = app(&registry, layer, Arc::default()).await;
@@ -468,7 +467,7 @@ async fn control_characters_in_a_client_id_make_it_the_overflow_value() {
     // A known id cannot have them: it is refused at build.
     let error = RequestMetricsLayer::builder()
         .route(Route::new("/"))
-        .clients(["line\nbreak"])
+        .client_ids(ClientIds::new().known(["line\nbreak"]))
         .build(&Registry::new())
         .unwrap_err();
     assert!(matches!(

@@ -8,7 +8,7 @@ use http::{Method, Request, Response, StatusCode};
 use prometheus::Registry;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_prometheus::{
-    ClientId, Format, MetricsExporter, Profile, RequestMetricsLayer, Route, TraceId, OTEL_BUCKETS,
+    ClientId, ClientIds, Format, MetricsExporter, Profile, RequestMetricsLayer, Route, TraceId,
 };
 
 use crate::support::{parse, Exposition};
@@ -22,7 +22,7 @@ fn otel_layer(registry: &Registry) -> RequestMetricsLayer {
                 .statuses([200, 404])
                 .with_client_series(),
         )
-        .clients(["alice"])
+        .client_ids(ClientIds::new().known(["alice"]))
         .in_flight(true)
         .exemplars_from_request(TraceId::from_traceparent)
         .build(registry)
@@ -110,7 +110,11 @@ async fn series_are_named_as_the_convention_says_and_exist_at_zero() {
         .filter(|sample| sample.labels["http_response_status_code"] == "200")
         .map(|sample| sample.labels["le"].clone())
         .collect();
-    assert_eq!(bounds.len(), OTEL_BUCKETS.len() + 1, "{bounds:?}");
+    assert_eq!(
+        bounds.len(),
+        tower_prometheus::limits::OTEL_BUCKETS.len() + 1,
+        "{bounds:?}"
+    );
     // Nothing under the CTMS names.
     let text = MetricsExporter::new(registry).render().unwrap();
     assert!(!text.contains("ctms_"), "{text}");
@@ -198,13 +202,13 @@ async fn exemplars_sit_on_the_status_codes_own_histogram() {
 #[cfg(feature = "protobuf")]
 #[tokio::test]
 async fn each_status_codes_histogram_keeps_its_own_sum_and_native_buckets() {
-    use tower_prometheus::proto::MetricFamily;
+    use crate::support::proto::MetricFamily;
 
     let registry = Registry::new();
     let layer = RequestMetricsLayer::builder()
         .profile(Profile::OpenTelemetry)
         .route(Route::new("/slow"))
-        .native_histograms(3)
+        .native_histograms(true)
         .build(&registry)
         .unwrap();
     // Each request takes at least 2 ms, so every sum has a floor.

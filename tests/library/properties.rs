@@ -10,7 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use prometheus::Registry;
 use proptest::prelude::*;
 use tower::{service_fn, Layer, Service, ServiceExt};
-use tower_prometheus::{ClientId, MetricsExporter, RequestMetricsLayer, Route};
+use tower_prometheus::{ClientId, ClientIds, MetricsExporter, RequestMetricsLayer, Route};
 
 use crate::support::parse;
 
@@ -111,10 +111,7 @@ proptest! {
         let registry = Registry::new();
         let mut builder = RequestMetricsLayer::builder()
             .routes(templates.iter().map(|t| Route::new(t.as_str()).methods([Method::GET]).statuses([200]).with_client_series()))
-            .clients(["a", "__other__"])
-            .max_client_ids(max_clients.max(1))
-            .max_client_id_len(4)
-            .client_id_from_request(|headers| headers.get("x-client")?.to_str().ok());
+            .client_ids(ClientIds::from_request(|headers| headers.get("x-client")?.to_str().ok()).known(["a", "__other__"]).max(max_clients.max(1)).max_len(4));
         if let Some(value) = &unmatched {
             builder = builder.record_unmatched_as(value.as_str());
         }

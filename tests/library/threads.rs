@@ -158,7 +158,7 @@ fn per_code_and_native_histograms_count_exactly_beyond_the_owned_shards() {
     let (service, exporter) = layer_from(
         RequestMetricsLayer::builder()
             .profile(Profile::OpenTelemetry)
-            .native_histograms(3)
+            .native_histograms(true)
             .shards(1),
     );
     serve_at_once(&service, THREADS, REQUESTS);

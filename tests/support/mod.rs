@@ -11,6 +11,12 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The protobuf exposition's messages, from the crate's own declarations.
+#[cfg(feature = "protobuf")]
+#[path = "../../src/proto.rs"]
+#[allow(unreachable_pub)]
+pub(crate) mod proto;
+
 /// How long one raw exchange may take before it counts as hung.
 const EXCHANGE_DEADLINE: Duration = Duration::from_secs(30);
 
