@@ -1,6 +1,8 @@
 //! Which client ids a layer records, and how many: the one value that
 //! configures `api_requests_total`'s `client_id` label.
 
+use std::fmt;
+
 use http::HeaderMap;
 
 use crate::{
@@ -8,7 +10,6 @@ use crate::{
     limits::{
         DEFAULT_MAX_CLIENT_IDS, DEFAULT_MAX_CLIENT_ID_LEN, MAX_CLIENT_IDS, MAX_CLIENT_ID_LEN,
     },
-    options::Reader,
     schema::OTHER_CLIENT_ID,
     BuildError,
 };
@@ -193,4 +194,13 @@ pub(crate) struct KnownClients {
     /// Known ids hold slots `0..count`.
     pub(crate) count: usize,
     pub(crate) overflow_listed: bool,
+}
+
+/// A function of the user's, shown as `..` in `Debug` output.
+pub(crate) struct Reader<F: ?Sized>(pub(crate) Box<F>);
+
+impl<F: ?Sized> fmt::Debug for Reader<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("..")
+    }
 }

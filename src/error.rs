@@ -205,41 +205,6 @@ impl fmt::Display for BuildError {
                  underscores, not starting with a digit (for example \"ctms\")",
                 Preview(namespace)
             ),
-            Self::InvalidTemplate { template, reason } => {
-                write!(f, "route template {} ", Preview(template))?;
-                reason.explain(template, f)
-            }
-            Self::TemplateConflict { template, with } if template == with => write!(
-                f,
-                "route template {template:?} is registered twice; register it once \
-                 and list all its methods and status codes on that route"
-            ),
-            Self::TemplateConflict { template, with } => write!(
-                f,
-                "route template {template:?} conflicts with {with:?}, registered before it; \
-                 make one of them more specific or remove one"
-            ),
-            Self::NoRoutes => write!(
-                f,
-                "no route registered, so nothing would be recorded; add one with \
-                 `.route(Route::new(\"/path\"))`"
-            ),
-            Self::InvalidUnmatchedValue { value } => write!(
-                f,
-                "invalid value {} for unmatched paths: give a non-empty label value of \
-                 printable characters (for example \"__unmatched__\")",
-                Preview(value)
-            ),
-            Self::UnmatchedValueIsATemplate { value } => write!(
-                f,
-                "unmatched paths would be recorded as {value:?}, which is also a route \
-                 template: the two would share series; choose a value no route uses \
-                 (for example \"__unmatched__\")"
-            ),
-            Self::InvalidStatusCode { template, code } => write!(
-                f,
-                "route {template:?} lists status code {code}; status codes are 100 to 999"
-            ),
             Self::InvalidBuckets { buckets, reason } => {
                 let shown: Vec<f64> = buckets.iter().copied().take(16).collect();
                 let more = if buckets.len() > 16 { " …" } else { "" };
@@ -275,6 +240,65 @@ impl fmt::Display for BuildError {
                     None => Ok(()),
                 }
             }
+            Self::InvalidTemplate { .. }
+            | Self::TemplateConflict { .. }
+            | Self::NoRoutes
+            | Self::InvalidUnmatchedValue { .. }
+            | Self::UnmatchedValueIsATemplate { .. }
+            | Self::InvalidStatusCode { .. } => self.fmt_routes(f),
+            Self::ConstantLabelClash { .. }
+            | Self::NameClash { .. }
+            | Self::AlreadyRegistered { .. } => self.fmt_registry(f),
+        }
+    }
+}
+
+impl BuildError {
+    /// The messages about routes.
+    fn fmt_routes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidTemplate { template, reason } => {
+                write!(f, "route template {} ", Preview(template))?;
+                reason.explain(template, f)
+            }
+            Self::TemplateConflict { template, with } if template == with => write!(
+                f,
+                "route template {template:?} is registered twice; register it once \
+                 and list all its methods and status codes on that route"
+            ),
+            Self::TemplateConflict { template, with } => write!(
+                f,
+                "route template {template:?} conflicts with {with:?}, registered before it; \
+                 make one of them more specific or remove one"
+            ),
+            Self::NoRoutes => write!(
+                f,
+                "no route registered, so nothing would be recorded; add one with \
+                 `.route(Route::new(\"/path\"))`"
+            ),
+            Self::InvalidUnmatchedValue { value } => write!(
+                f,
+                "invalid value {} for unmatched paths: give a non-empty label value of \
+                 printable characters (for example \"__unmatched__\")",
+                Preview(value)
+            ),
+            Self::UnmatchedValueIsATemplate { value } => write!(
+                f,
+                "unmatched paths would be recorded as {value:?}, which is also a route \
+                 template: the two would share series; choose a value no route uses \
+                 (for example \"__unmatched__\")"
+            ),
+            Self::InvalidStatusCode { template, code } => write!(
+                f,
+                "route {template:?} lists status code {code}; status codes are 100 to 999"
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The messages about what the registry already holds.
+    fn fmt_registry(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Self::ConstantLabelClash { label } => write!(
                 f,
                 "the registry has a constant label {label:?}, which is also a label of \
@@ -291,6 +315,7 @@ impl fmt::Display for BuildError {
                 "metric {metric:?} is already registered in this registry; use a fresh \
                  registry, another namespace, or build the layer once and clone it"
             ),
+            _ => Ok(()),
         }
     }
 }

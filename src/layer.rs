@@ -4,63 +4,22 @@ use std::{marker::PhantomData, sync::Arc};
 
 use tower_layer::Layer;
 
-use crate::{recorder::Recorder, request_body::PassRequestBody, Builder, RequestMetrics};
+use crate::{recorder::Recorder, request_body::PassRequestBody, RequestMetrics};
 
 /// A [`Layer`] that wraps services in [`RequestMetrics`].
 ///
-/// Build it once with [`RequestMetricsLayer::builder`] and clone it freely:
+/// Build it once with [`RequestMetricsLayer::builder`] (or, with axum,
+/// [`RequestMetricsLayer::pair`]) and clone it freely:
 /// clones share the same metrics. See the [crate docs](crate) for an example.
 ///
 /// `M` says how request bodies reach the inner service: as they came
 /// ([`PassRequestBody`], the default), or wrapped to count their bytes
-/// ([`CountRequestBody`](crate::CountRequestBody), from [`Builder::request_bytes`]).
+/// ([`CountRequestBody`](crate::CountRequestBody), from
+/// [`Builder::request_bytes`](crate::Builder::request_bytes)).
 #[derive(Clone, Debug)]
 pub struct RequestMetricsLayer<M = PassRequestBody> {
     recorder: Arc<Recorder>,
     mode: PhantomData<M>,
-}
-
-impl RequestMetricsLayer {
-    /// A builder with the CTMS defaults: namespace `ctms`, the default
-    /// buckets, no routes, unmatched paths not recorded.
-    pub fn builder() -> Builder {
-        Builder::default()
-    }
-
-    /// The one-line start for an axum app: a layer that takes every
-    /// template from axum's `MatchedPath`, with every other option at its
-    /// default, registered in a registry of its own, and the exporter that
-    /// serves that registry.
-    ///
-    /// Add the layer with `Router::layer` (so that axum has routed each
-    /// request before the layer sees it) and mount the exporter where
-    /// Prometheus scrapes:
-    ///
-    /// ```
-    /// use axum::{routing::get, Router};
-    /// use tower_prometheus::RequestMetricsLayer;
-    ///
-    /// let (metrics, exporter) = RequestMetricsLayer::pair();
-    /// let app: Router = Router::new()
-    ///     .route("/users/{id}", get(|| async { "user" }))
-    ///     .layer(metrics)
-    ///     .route_service("/metrics", exporter);
-    /// ```
-    ///
-    /// For routes, client ids or anything else, use the
-    /// [`builder`](Self::builder) with
-    /// [`templates_from_matched_path(true)`](Builder::templates_from_matched_path).
-    #[cfg(feature = "axum")]
-    pub fn pair() -> (Self, crate::MetricsExporter) {
-        let registry = prometheus::Registry::new();
-        // The defaults on an empty registry: nothing can clash or be out
-        // of range, so this build cannot fail.
-        let layer = Self::builder()
-            .templates_from_matched_path(true)
-            .build(&registry)
-            .expect("a bug in tower-prometheus: the defaults failed to build");
-        (layer, crate::MetricsExporter::new(registry))
-    }
 }
 
 impl<M> RequestMetricsLayer<M> {

@@ -6,12 +6,10 @@
 //! an option takes three edits: the field, its setter, and the code that
 //! reads it.
 
-use std::fmt;
-
 use http::HeaderMap;
 
 use crate::{
-    client_ids::ClientIds,
+    client_ids::{ClientIds, Reader},
     limits::{DEFAULT_MAX_MATCHED_TEMPLATES, DEFAULT_NAMESPACE, DEFAULT_NATIVE_SCHEMA},
     Profile, Route, TraceId,
 };
@@ -80,14 +78,5 @@ impl Options {
 
     pub(crate) fn at_body_end(&self) -> bool {
         self.recording_point == RecordingPoint::BodyEnd
-    }
-}
-
-/// A function of the user's, shown as `..` in `Debug` output.
-pub(crate) struct Reader<F: ?Sized>(pub(crate) Box<F>);
-
-impl<F: ?Sized> fmt::Debug for Reader<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("..")
     }
 }

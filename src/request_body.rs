@@ -8,6 +8,7 @@ use std::{
 };
 
 use bytes::Buf;
+use http::Request;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -22,8 +23,26 @@ pub trait RequestBodyMode: sealed::Sealed + Clone + fmt::Debug + Send + Sync + '
     const COUNTS: bool;
 }
 
-mod sealed {
-    pub trait Sealed {}
+pub(crate) mod sealed {
+    use http::Request;
+
+    use crate::recorder::RequestBytes;
+
+    /// What each mode does to a request, for the one `Service` impl.
+    pub trait Sealed {
+        /// The request body as the inner service receives it.
+        type Body<B>;
+
+        /// Hands `request` on, counting its body's bytes into `counter`
+        /// when the mode counts them.
+        fn wrap<B>(request: Request<B>, counter: Counter) -> Request<Self::Body<B>>;
+    }
+
+    /// Where a request's body bytes are counted, if anywhere. A type of
+    /// its own, with a private field, so that `Sealed` names no private
+    /// type.
+    #[derive(Debug)]
+    pub struct Counter(pub(crate) Option<RequestBytes>);
 }
 
 /// The inner service receives each request as it came.
@@ -37,8 +56,23 @@ pub struct PassRequestBody;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CountRequestBody;
 
-impl sealed::Sealed for PassRequestBody {}
-impl sealed::Sealed for CountRequestBody {}
+impl sealed::Sealed for PassRequestBody {
+    type Body<B> = B;
+
+    #[inline]
+    fn wrap<B>(request: Request<B>, _: sealed::Counter) -> Request<B> {
+        request
+    }
+}
+
+impl sealed::Sealed for CountRequestBody {
+    type Body<B> = RequestBody<B>;
+
+    #[inline]
+    fn wrap<B>(request: Request<B>, counter: sealed::Counter) -> Request<RequestBody<B>> {
+        request.map(|body| RequestBody::new(body, counter.0))
+    }
+}
 
 impl RequestBodyMode for PassRequestBody {
     const COUNTS: bool = false;

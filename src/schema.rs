@@ -97,7 +97,7 @@ pub(crate) enum Family {
     /// `<namespace>_requests_total`
     Total,
     /// `<namespace>_api_requests_total`
-    Api,
+    Clients,
     /// `<namespace>_requests_unmatched_total`
     Unmatched,
     /// `<namespace>_grpc_requests_total`
@@ -112,14 +112,15 @@ pub(crate) enum Family {
 
 impl Family {
     /// The families every layer registers.
-    pub(crate) const ALWAYS: [Self; 4] = [Self::Duration, Self::Total, Self::Api, Self::Unmatched];
+    pub(crate) const ALWAYS: [Self; 4] =
+        [Self::Duration, Self::Total, Self::Clients, Self::Unmatched];
 
     /// The name after `<namespace>_`.
     pub(crate) fn suffix(self) -> &'static str {
         match self {
             Self::Duration => "requests_duration_seconds",
             Self::Total => "requests_total",
-            Self::Api => "api_requests_total",
+            Self::Clients => "api_requests_total",
             Self::Unmatched => "requests_unmatched_total",
             Self::Grpc => "grpc_requests_total",
             Self::InFlight => "requests_in_flight",
@@ -134,7 +135,7 @@ impl Family {
             Self::Total => {
                 "Total count of requests by method, path, status code, and status code family."
             }
-            Self::Api => {
+            Self::Clients => {
                 "Total count of API requests by method, path, client ID, and status code family"
             }
             Self::Unmatched => "Total count of requests whose path matched no route template.",
@@ -153,7 +154,7 @@ impl Family {
         match self {
             Self::Duration => MetricType::HISTOGRAM,
             Self::Total
-            | Self::Api
+            | Self::Clients
             | Self::Unmatched
             | Self::Grpc
             | Self::ResponseBytes
@@ -167,7 +168,7 @@ impl Family {
         match self {
             Self::Duration => &[METHOD, PATH_TEMPLATE, STATUS_CODE_FAMILY],
             Self::Total => &[METHOD, PATH_TEMPLATE, STATUS_CODE, STATUS_CODE_FAMILY],
-            Self::Api => &[CLIENT_ID, METHOD, PATH_TEMPLATE, STATUS_CODE_FAMILY],
+            Self::Clients => &[CLIENT_ID, METHOD, PATH_TEMPLATE, STATUS_CODE_FAMILY],
             Self::Unmatched => &[],
             Self::Grpc => &[GRPC_CODE, GRPC_METHOD, GRPC_SERVICE],
             Self::InFlight | Self::ResponseBytes | Self::RequestBytes => &[METHOD, PATH_TEMPLATE],
@@ -184,7 +185,7 @@ impl Family {
                 .map(|suffix| format!("{name}{suffix}"))
                 .collect(),
             Self::Total
-            | Self::Api
+            | Self::Clients
             | Self::Unmatched
             | Self::Grpc
             | Self::ResponseBytes
@@ -286,7 +287,7 @@ impl Profile {
         match self {
             Self::Ctms => &Family::ALWAYS,
             // The request count per status code is the histogram's count.
-            Self::OpenTelemetry => &[Family::Duration, Family::Api, Family::Unmatched],
+            Self::OpenTelemetry => &[Family::Duration, Family::Clients, Family::Unmatched],
         }
     }
 
@@ -297,7 +298,7 @@ impl Profile {
             Self::OpenTelemetry => match family {
                 Family::Duration => "http_server_request_duration_seconds",
                 Family::Total => "http_server_requests_total",
-                Family::Api => "http_server_client_requests_total",
+                Family::Clients => "http_server_client_requests_total",
                 Family::Unmatched => "http_server_unmatched_requests_total",
                 Family::Grpc => "rpc_server_requests_total",
                 Family::InFlight => "http_server_active_requests",
@@ -324,7 +325,7 @@ impl Profile {
                     "http_response_status_code",
                     "http_route",
                 ],
-                Family::Api => &[
+                Family::Clients => &[
                     "client_id",
                     "http_request_method",
                     "http_response_status_class",

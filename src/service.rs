@@ -16,7 +16,7 @@ use crate::{
     future::Guard,
     grpc::is_grpc_request,
     recorder::{Pending, Recorder, Tally},
-    request_body::{CountRequestBody, PassRequestBody, RequestBody},
+    request_body::{sealed::Counter, PassRequestBody, RequestBodyMode},
     ResponseFuture,
 };
 
@@ -164,9 +164,12 @@ where
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestMetrics<S, PassRequestBody>
+/// One impl for both body modes: `M` decides what the inner service
+/// receives ([`RequestBodyMode`]).
+impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for RequestMetrics<S, M>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    M: RequestBodyMode,
+    S: Service<Request<M::Body<ReqBody>>, Response = Response<ResBody>>,
     ResBody: Body,
 {
     type Response = Response<ResponseBody<ResBody>>;
@@ -181,41 +184,19 @@ where
     #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let Some((pending, tally)) = self.start(&request) else {
-            // Not recorded: nothing to guard.
+            // Not recorded: nothing to guard, and no body bytes to count.
+            let request = M::wrap(request, Counter(None));
             return ResponseFuture::new(self.inner.call(request), Guard::new(None, None, false));
         };
-        let mut guard = Guard::new(Some(pending), tally, self.recorder.options().at_body_end());
+        let at_body_end = self.recorder.options().at_body_end();
+        let mut guard = Guard::new(Some(pending), tally, at_body_end);
         self.read_request(&mut guard, &request);
-        let inner = guard.run_user_code(|_| self.inner.call(request));
-        ResponseFuture::new(inner, guard)
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestMetrics<S, CountRequestBody>
-where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
-    ResBody: Body,
-{
-    type Response = Response<ResponseBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    #[inline]
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let mut guard = match self.start(&request) {
-            Some((pending, tally)) => {
-                Guard::new(Some(pending), tally, self.recorder.options().at_body_end())
-            }
-            None => Guard::new(None, None, false),
-        };
-        self.read_request(&mut guard, &request);
-        let counter = guard.request_bytes();
-        let request = request.map(|body| RequestBody::new(body, counter));
+        let counter = Counter(if M::COUNTS {
+            guard.request_bytes()
+        } else {
+            None
+        });
+        let request = M::wrap(request, counter);
         let inner = guard.run_user_code(|_| self.inner.call(request));
         ResponseFuture::new(inner, guard)
     }
@@ -716,7 +697,7 @@ mod tests {
         let passing = builder().build(&Registry::new()).unwrap();
         let counting = builder().request_bytes().build(&Registry::new()).unwrap();
         let passing = passing.layer(service_fn(respond_with(200)));
-        let counting = counting.layer(service_fn(|_: Request<RequestBody<()>>| {
+        let counting = counting.layer(service_fn(|_: Request<crate::RequestBody<()>>| {
             std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
         }));
 

@@ -2,72 +2,56 @@
 //! way: the recorder is made only from options that passed.
 
 use crate::{
-    client_ids::KnownClients,
     grpc::is_grpc_route,
     labels::Status,
     limits::{MAX_BUCKETS, MAX_MATCHED_TEMPLATES, MAX_NATIVE_SCHEMA, MAX_ROUTES, MAX_SHARDS},
     options::Options,
-    recorder::{seconds_to_ns, RoutePreinit},
+    recorder::{seconds_to_ns, Prepared, RoutePreinit},
     routes::Routes,
     schema::is_valid_namespace,
     BuildError, TemplateError,
 };
 
-/// What the recorder is built from besides the options themselves.
-pub(crate) struct Validated {
-    pub(crate) routes: Routes,
-    /// Finite bucket bounds in seconds.
-    pub(crate) bounds: Vec<f64>,
-    pub(crate) clients: KnownClients,
-    /// By route index; `None` for routes that list no series.
-    pub(crate) preinit: Vec<Option<Box<RoutePreinit>>>,
-    /// By route index: whether the route is a gRPC route, whose gRPC
-    /// series start at zero.
-    pub(crate) grpc_routes: Vec<bool>,
-    pub(crate) shards: usize,
-}
-
-impl Validated {
-    /// Checks every option, in the order the builder's docs list them.
-    pub(crate) fn check(options: &Options) -> Result<Self, BuildError> {
-        let namespace = options.namespace();
-        if !is_valid_namespace(namespace) {
-            return Err(BuildError::InvalidNamespace {
-                namespace: namespace.to_owned(),
-            });
-        }
-        let bounds = match &options.buckets {
-            Some(buckets) => check_buckets(buckets)?,
-            None => options.profile.default_buckets().to_vec(),
-        };
-        let shards = match options.shards {
-            None => default_shards(),
-            Some(shards) if (1..=MAX_SHARDS).contains(&shards) => shards,
-            Some(shards) => return Err(BuildError::out_of_range("shards", shards, 1, MAX_SHARDS)),
-        };
-        if let Some(schema) = options.native_schema {
-            if !(0..=MAX_NATIVE_SCHEMA).contains(&schema) {
-                return Err(BuildError::out_of_range(
-                    "native_histogram_schema",
-                    schema,
-                    0,
-                    MAX_NATIVE_SCHEMA,
-                ));
-            }
-        }
-        let routes = route_table(options)?;
-        let clients = options.client_ids.table()?;
-        let preinit = preinit(options, &routes)?;
-        let grpc_routes = grpc_routes(options, &routes)?;
-        Ok(Self {
-            routes,
-            bounds,
-            clients,
-            preinit,
-            grpc_routes,
-            shards,
-        })
+/// Checks every option, in the order the builder's docs list them, and
+/// derives the recorder's tables from them.
+pub(crate) fn check(options: &Options) -> Result<Prepared, BuildError> {
+    let namespace = options.namespace();
+    if !is_valid_namespace(namespace) {
+        return Err(BuildError::InvalidNamespace {
+            namespace: namespace.to_owned(),
+        });
     }
+    let bounds = match &options.buckets {
+        Some(buckets) => check_buckets(buckets)?,
+        None => options.profile.default_buckets().to_vec(),
+    };
+    let shards = match options.shards {
+        None => default_shards(),
+        Some(shards) if (1..=MAX_SHARDS).contains(&shards) => shards,
+        Some(shards) => return Err(BuildError::out_of_range("shards", shards, 1, MAX_SHARDS)),
+    };
+    if let Some(schema) = options.native_schema {
+        if !(0..=MAX_NATIVE_SCHEMA).contains(&schema) {
+            return Err(BuildError::out_of_range(
+                "native_histogram_schema",
+                schema,
+                0,
+                MAX_NATIVE_SCHEMA,
+            ));
+        }
+    }
+    let routes = route_table(options)?;
+    let clients = options.client_ids.table()?;
+    let preinit = preinit(options, &routes)?;
+    let grpc_routes = grpc_routes(options, &routes)?;
+    Ok(Prepared {
+        routes,
+        bounds,
+        clients,
+        preinit,
+        grpc_routes,
+        shards,
+    })
 }
 
 fn route_table(options: &Options) -> Result<Routes, BuildError> {

@@ -21,6 +21,7 @@ mod render;
 mod share;
 mod stats;
 mod text;
+mod walk;
 
 use std::{
     convert::Infallible,

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use prometheus::proto::{Metric, MetricFamily, MetricType};
 
+use super::walk::{self, Bound, Slot, Style};
 use crate::extras::{Exemplar, Extras, MetricExtras, TRACE_ID_LABEL};
 
 /// Appends `families` to `out` in OpenMetrics text, `# EOF` included.
@@ -48,6 +49,11 @@ pub(super) fn encode(families: &[MetricFamily], extras: &Extras, out: &mut Strin
     out.push_str("# EOF\n");
 }
 
+const STYLE: Style = Style {
+    counter_suffix: "_total",
+    count_first: true,
+};
+
 fn write_metric(
     name: &str,
     kind: MetricType,
@@ -56,110 +62,18 @@ fn write_metric(
     bounds: &mut Vec<(u64, String)>,
     out: &mut String,
 ) {
-    match kind {
-        MetricType::COUNTER => {
-            let exemplar = extras.and_then(|e| e.counter.as_ref());
-            sample(
-                out,
-                name,
-                "_total",
-                metric,
-                None,
-                metric.get_counter().get_value(),
-                exemplar,
-            );
-        }
-        MetricType::GAUGE => {
-            sample(
-                out,
-                name,
-                "",
-                metric,
-                None,
-                metric.get_gauge().get_value(),
-                None,
-            );
-        }
-        // Untyped is deprecated in the prometheus crate's model, but other
-        // collectors may still return it.
-        #[allow(deprecated)]
-        MetricType::UNTYPED => {
-            sample(
-                out,
-                name,
-                "",
-                metric,
-                None,
-                metric.get_untyped().get_value(),
-                None,
-            );
-        }
-        MetricType::SUMMARY => {
-            let summary = metric.get_summary();
-            for quantile in summary.get_quantile() {
-                let q = bound_text(bounds, quantile.quantile());
-                sample(
-                    out,
-                    name,
-                    "",
-                    metric,
-                    Some(("quantile", q)),
-                    quantile.value(),
-                    None,
-                );
-            }
-            sample(
-                out,
-                name,
-                "_count",
-                metric,
-                None,
-                summary.sample_count() as f64,
-                None,
-            );
-            sample(out, name, "_sum", metric, None, summary.sample_sum(), None);
-        }
-        MetricType::HISTOGRAM => {
-            let histogram = metric.get_histogram();
-            let exemplars = extras.map_or(&[][..], |e| e.buckets.as_slice());
-            let mut wrote_inf = false;
-            let buckets = histogram.get_bucket();
-            for (index, bucket) in buckets.iter().enumerate() {
-                let bound = bucket.upper_bound();
-                wrote_inf |= bound == f64::INFINITY;
-                let le = bound_text(bounds, bound);
-                let exemplar = exemplars.get(index).and_then(Option::as_ref);
-                let count = bucket.cumulative_count() as f64;
-                sample(
-                    out,
-                    name,
-                    "_bucket",
-                    metric,
-                    Some(("le", le)),
-                    count,
-                    exemplar,
-                );
-            }
-            let count = histogram.get_sample_count() as f64;
-            if !wrote_inf {
-                // OpenMetrics requires the `+Inf` bucket; the prometheus
-                // crate leaves it to the count.
-                let exemplar = exemplars.get(buckets.len()).and_then(Option::as_ref);
-                let le = Some(("le", "+Inf"));
-                sample(out, name, "_bucket", metric, le, count, exemplar);
-            }
-            sample(out, name, "_count", metric, None, count, None);
-            sample(
-                out,
-                name,
-                "_sum",
-                metric,
-                None,
-                histogram.get_sample_sum(),
-                None,
-            );
-        }
-    }
+    walk::lines(kind, metric, &STYLE, |line| {
+        let label = line.label.map(|(label, bound)| match bound {
+            Bound::Value(bound) => (label, bound_text(bounds, bound)),
+            Bound::Inf => (label, "+Inf"),
+        });
+        let exemplar = extras.and_then(|extras| match line.exemplar {
+            Slot::None => None,
+            Slot::Counter => extras.counter.as_ref(),
+            Slot::Bucket(index) => extras.buckets.get(index).and_then(Option::as_ref),
+        });
+        sample(out, name, line.suffix, metric, label, line.value, exemplar);
+    });
 }
 
 /// One sample line: the name and suffix, the metric's labels and `extra`,

@@ -13,6 +13,8 @@ use std::fmt::Write as _;
 
 use prometheus::proto::{Metric, MetricFamily, MetricType};
 
+use super::walk::{self, Bound, Style};
+
 /// Appends `families` to `out` in the text format 0.0.4.
 pub(super) fn encode(families: &[MetricFamily], out: &mut String) {
     // Bucket bounds as text, by their bits: the same few on every series.
@@ -42,6 +44,11 @@ pub(super) fn encode(families: &[MetricFamily], out: &mut String) {
     }
 }
 
+const STYLE: Style = Style {
+    counter_suffix: "",
+    count_first: false,
+};
+
 fn write_metric(
     name: &str,
     kind: MetricType,
@@ -49,74 +56,13 @@ fn write_metric(
     bounds: &mut Vec<(u64, String)>,
     out: &mut String,
 ) {
-    match kind {
-        MetricType::COUNTER => {
-            sample(
-                out,
-                name,
-                "",
-                metric,
-                None,
-                metric.get_counter().get_value(),
-            );
-        }
-        MetricType::GAUGE => {
-            sample(out, name, "", metric, None, metric.get_gauge().get_value());
-        }
-        // Untyped is deprecated in the prometheus crate's model, but other
-        // collectors may still return it.
-        #[allow(deprecated)]
-        MetricType::UNTYPED => {
-            sample(
-                out,
-                name,
-                "",
-                metric,
-                None,
-                metric.get_untyped().get_value(),
-            );
-        }
-        MetricType::SUMMARY => {
-            let summary = metric.get_summary();
-            for quantile in summary.get_quantile() {
-                let q = quantile.quantile().to_string();
-                sample(
-                    out,
-                    name,
-                    "",
-                    metric,
-                    Some(("quantile", &q)),
-                    quantile.value(),
-                );
-            }
-            sample(out, name, "_sum", metric, None, summary.sample_sum());
-            sample(
-                out,
-                name,
-                "_count",
-                metric,
-                None,
-                summary.sample_count() as f64,
-            );
-        }
-        MetricType::HISTOGRAM => {
-            let histogram = metric.get_histogram();
-            let mut inf_seen = false;
-            for bucket in histogram.get_bucket() {
-                let bound = bucket.upper_bound();
-                inf_seen |= bound == f64::INFINITY;
-                let text = bound_text(bounds, bound);
-                let count = bucket.cumulative_count() as f64;
-                sample(out, name, "_bucket", metric, Some(("le", text)), count);
-            }
-            let count = histogram.get_sample_count() as f64;
-            if !inf_seen {
-                sample(out, name, "_bucket", metric, Some(("le", "+Inf")), count);
-            }
-            sample(out, name, "_sum", metric, None, histogram.get_sample_sum());
-            sample(out, name, "_count", metric, None, count);
-        }
-    }
+    walk::lines(kind, metric, &STYLE, |line| {
+        let label = line.label.map(|(label, bound)| match bound {
+            Bound::Value(bound) => (label, bound_text(bounds, bound)),
+            Bound::Inf => (label, "+Inf"),
+        });
+        sample(out, name, line.suffix, metric, label, line.value);
+    });
 }
 
 /// `bound` as `f64`'s `Display` writes it, formatted once.

@@ -67,7 +67,7 @@ struct GroupView<'a> {
     /// The codes pre-initialised for the group.
     listed: CodeSet,
     /// Whether the known clients' API counters are pre-initialised.
-    api_listed: bool,
+    clients_listed: bool,
 }
 
 impl Recorder {
@@ -92,7 +92,7 @@ impl Recorder {
             Family::Total => self.collect_total(deposit.as_mut()),
             Family::Duration if tables.per_code => self.collect_duration_per_code(deposit.as_mut()),
             Family::Duration => self.collect_duration(deposit.as_mut()),
-            Family::Api => self.collect_api(),
+            Family::Clients => self.collect_clients(),
             Family::Unmatched => vec![counter(Vec::new(), self.unmatched())],
             Family::Grpc => self.collect_grpc(),
             Family::InFlight => {
@@ -250,7 +250,8 @@ impl Recorder {
                         family,
                         cells: &cells,
                         listed,
-                        api_listed: preinit.is_some_and(|p| p.api) && !listed.is_empty(),
+                        clients_listed: preinit.is_some_and(|p| p.client_series)
+                            && !listed.is_empty(),
                     };
                     visit(tables, &view);
                 }
@@ -377,76 +378,16 @@ impl Recorder {
         metrics
     }
 
-    fn collect_api(&self) -> Vec<proto::Metric> {
-        /// One API series before sorting: its sort key and count.
-        struct Series {
-            slot: ClientSlot,
-            method_rank: usize,
-            route_rank: usize,
-            family: StatusFamily,
-            count: u64,
-        }
-        let mut series = Vec::new();
-        // (slot, count) of one group, over every shard.
-        let mut counts: Vec<(ClientSlot, u64)> = Vec::new();
+    /// `api_requests_total`: each group's counts merged over the shards,
+    /// ranked by client id, method, route and family, and labelled.
+    fn collect_clients(&self) -> Vec<proto::Metric> {
         // One order for the walk and the labels: a template learned
         // meanwhile must not shift the ranks.
         let order = self.order();
-        self.for_each_group(&order, |tables, group| {
-            counts.clear();
-            for cells in group.cells {
-                counts.extend(
-                    cells
-                        .clients()
-                        .filter_map(|(index, count)| Some((tables.clients.slot_at(index)?, count))),
-                );
-            }
-            if group.api_listed {
-                counts.extend(
-                    tables
-                        .clients
-                        .slots_in_use()
-                        .filter(|&slot| is_listed(tables, slot))
-                        .map(|slot| (slot, 0)),
-                );
-            }
-            counts.sort_unstable_by_key(|&(slot, _)| slot);
-            let mut index = 0;
-            while index < counts.len() {
-                let (slot, mut count) = counts[index];
-                let mut listed = group.api_listed && is_listed(tables, slot);
-                index += 1;
-                while index < counts.len() && counts[index].0 == slot {
-                    count += counts[index].1;
-                    index += 1;
-                }
-                listed |= count > 0;
-                if listed {
-                    series.push(Series {
-                        slot,
-                        method_rank: group.method_rank,
-                        route_rank: group.route_rank,
-                        family: group.family,
-                        count,
-                    });
-                }
-            }
-        });
-
-        // Client ids ranked by name, so that the sort is on small integers
-        // rather than on label strings.
-        let clients = &self.tables.clients;
-        let mut named: Vec<(ClientSlot, &str)> = clients
-            .slots_in_use()
-            .filter_map(|slot| Some((slot, clients.name(slot)?)))
-            .collect();
-        named.sort_unstable_by_key(|&(_, name)| name);
-        let mut rank = vec![usize::MAX; clients.slots()];
-        for (position, &(slot, _)) in named.iter().enumerate() {
-            rank[slot.index()] = position;
-        }
-        // A slot claimed after `named` was read has no rank yet: it is listed
-        // at the next scrape.
+        let mut series = self.client_series(&order);
+        let (named, rank) = self.client_ranks();
+        // A slot claimed after the ranks were taken has none yet: it is
+        // listed at the next scrape.
         let rank_of = |slot: ClientSlot| rank.get(slot.index()).copied().unwrap_or(usize::MAX);
         series.retain(|s| rank_of(s.slot) != usize::MAX);
         series.sort_unstable_by_key(|s| (rank_of(s.slot), s.method_rank, s.route_rank, s.family));
@@ -473,6 +414,74 @@ impl Recorder {
             })
             .collect()
     }
+
+    /// Every client series with a count or listed at zero, each group's
+    /// counts summed over its shards.
+    fn client_series(&self, order: &Order) -> Vec<ClientSeries> {
+        let mut series = Vec::new();
+        // (slot, count) of one group, over every shard.
+        let mut counts: Vec<(ClientSlot, u64)> = Vec::new();
+        self.for_each_group(order, |tables, group| {
+            counts.clear();
+            for cells in group.cells {
+                counts.extend(
+                    cells
+                        .clients()
+                        .filter_map(|(index, count)| Some((tables.clients.slot_at(index)?, count))),
+                );
+            }
+            if group.clients_listed {
+                counts.extend(
+                    tables
+                        .clients
+                        .slots_in_use()
+                        .filter(|&slot| is_listed(tables, slot))
+                        .map(|slot| (slot, 0)),
+                );
+            }
+            counts.sort_unstable_by_key(|&(slot, _)| slot);
+            for same in counts.chunk_by(|a, b| a.0 == b.0) {
+                let slot = same[0].0;
+                let count = same.iter().map(|&(_, count)| count).sum();
+                if count > 0 || group.clients_listed && is_listed(tables, slot) {
+                    series.push(ClientSeries {
+                        slot,
+                        method_rank: group.method_rank,
+                        route_rank: group.route_rank,
+                        family: group.family,
+                        count,
+                    });
+                }
+            }
+        });
+        series
+    }
+
+    /// The client ids in use, sorted by name, and each slot's rank among
+    /// them (`usize::MAX` for none), so that the series sort on small
+    /// integers rather than on label strings.
+    fn client_ranks(&self) -> (Vec<(ClientSlot, &str)>, Vec<usize>) {
+        let clients = &self.tables.clients;
+        let mut named: Vec<(ClientSlot, &str)> = clients
+            .slots_in_use()
+            .filter_map(|slot| Some((slot, clients.name(slot)?)))
+            .collect();
+        named.sort_unstable_by_key(|&(_, name)| name);
+        let mut rank = vec![usize::MAX; clients.slots()];
+        for (position, &(slot, _)) in named.iter().enumerate() {
+            rank[slot.index()] = position;
+        }
+        (named, rank)
+    }
+}
+
+/// One `api_requests_total` series before sorting: its sort key and count.
+struct ClientSeries {
+    slot: ClientSlot,
+    method_rank: usize,
+    route_rank: usize,
+    family: StatusFamily,
+    count: u64,
 }
 
 /// Whether a slot's API counters are pre-initialised on API routes.
