@@ -1,7 +1,7 @@
-//! An axum app instrumented with tower-prometheus, templates taken from
-//! axum itself: `GET /api/v1/users/{id}` from a router nested under
-//! `/api/v1`, behind a bearer-token check, and `/metrics` on a listener of
-//! its own.
+//! A nested axum router behind a bearer-token check, its templates taken
+//! from axum's `MatchedPath` (feature `axum`), `/metrics` on a listener of
+//! its own, `METRICS_PROFILE=otel` for the OpenTelemetry names; run it with
+//! `cargo run --example axum --features axum`.
 //!
 //! ```text
 //! cargo run --example axum --features axum
@@ -9,7 +9,8 @@
 //! curl http://127.0.0.1:9464/metrics
 //! ```
 //!
-//! * `ADDR`: the app (default `127.0.0.1:3000`);
+//! * `ADDR`: the app (default `127.0.0.1:3000`), `GET /api/v1/users/{id}`
+//!   from a router nested under `/api/v1`;
 //! * `METRICS_ADDR`: `/metrics` (default `127.0.0.1:9464`);
 //! * `METRICS_PROFILE`: `ctms` (default) or `otel`, for the OpenTelemetry
 //!   HTTP server names (`http_server_request_duration_seconds`, …).
@@ -21,6 +22,23 @@
 //! the token check and the `ClientId` the check puts in the response, and,
 //! added with `Router::layer`, it reads each request's template from
 //! axum's `MatchedPath`, prefix included. No route is listed twice.
+//!
+//! # Dependencies
+//!
+//! An app needs these to build this file (`common::` is the examples'
+//! shared fixture, `examples/common/mod.rs`: settings from the environment,
+//! listeners, exit code):
+//!
+//! ```toml
+//! [dependencies]
+//! axum = "0.8"
+//! prometheus = { version = "0.14", default-features = false }
+//! tokio = { version = "1", features = ["macros", "net", "rt-multi-thread"] }
+//! tower-prometheus = { version = "0.1", features = ["axum"] }
+//! ```
+
+#[path = "common/mod.rs"]
+mod common;
 
 use std::process::ExitCode;
 
@@ -33,7 +51,6 @@ use axum::{
     Router,
 };
 use prometheus::Registry;
-use tokio::net::TcpListener;
 use tower_prometheus::{ClientId, MetricsExporter, Profile, RequestMetricsLayer};
 
 /// The one token this example knows, and its client.
@@ -67,9 +84,7 @@ async fn user(Path(id): Path<String>) -> String {
 }
 
 async fn run() -> Result<(), String> {
-    let addr = env("ADDR", "127.0.0.1:3000")?;
-    let metrics_addr = env("METRICS_ADDR", "127.0.0.1:9464")?;
-    let profile = match env("METRICS_PROFILE", "ctms")?.as_str() {
+    let profile = match common::env("METRICS_PROFILE", "ctms")?.as_str() {
         "ctms" => Profile::Ctms,
         "otel" => Profile::OpenTelemetry,
         other => {
@@ -94,14 +109,11 @@ async fn run() -> Result<(), String> {
         .layer(metrics);
     let exporter = Router::new().route_service("/metrics", MetricsExporter::new(registry));
 
-    let app_listener = bind("ADDR", &addr).await?;
-    let metrics_listener = bind("METRICS_ADDR", &metrics_addr).await?;
-    for listener in [&app_listener, &metrics_listener] {
-        let bound = listener
-            .local_addr()
-            .map_err(|err| format!("cannot read a bound address: {err}"))?;
-        println!("listening on http://{bound}");
-    }
+    let [app_listener, metrics_listener] = common::listen([
+        ("ADDR", "127.0.0.1:3000"),
+        ("METRICS_ADDR", "127.0.0.1:9464"),
+    ])
+    .await?;
     let app = async {
         axum::serve(app_listener, app)
             .await
@@ -115,27 +127,7 @@ async fn run() -> Result<(), String> {
     tokio::try_join!(app, exporter).map(|_| ())
 }
 
-fn env(name: &str, default: &str) -> Result<String, String> {
-    match std::env::var(name) {
-        Ok(value) => Ok(value),
-        Err(std::env::VarError::NotPresent) => Ok(default.to_owned()),
-        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name} is not valid UTF-8")),
-    }
-}
-
-async fn bind(name: &str, addr: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|err| format!("cannot listen on {name}={addr:?}: {err}"))
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("axum: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code("axum", run().await)
 }

@@ -1,5 +1,6 @@
-//! A gRPC server instrumented with tower-prometheus: tonic-health's
-//! `grpc.health.v1.Health`, with the service `ctms.Contacts` serving.
+//! A tonic gRPC server, tonic-health's `grpc.health.v1.Health` with the
+//! service `ctms.Contacts` serving, behind the metrics layer; run it with
+//! `cargo run --example grpc_health`.
 //!
 //! ```text
 //! cargo run --example grpc_health
@@ -18,20 +19,36 @@
 //! the CTMS families with its HTTP equivalent (`NOT_FOUND` is 404), so
 //! that dashboards and 5xx alerts built for HTTP work unchanged. A `Watch`
 //! stream is in flight while it is open and counted once, when it ends.
+//!
+//! # Dependencies
+//!
+//! An app needs these to build this file (`common::` is the examples'
+//! shared fixture, `examples/common/mod.rs`: settings from the environment,
+//! listeners, exit code); axum only serves `/metrics`:
+//!
+//! ```toml
+//! [dependencies]
+//! axum = "0.8"
+//! http = "1"
+//! prometheus = { version = "0.14", default-features = false }
+//! tokio = { version = "1", features = ["macros", "net", "rt-multi-thread"] }
+//! tonic = "0.14"
+//! tonic-health = "0.14"
+//! tower-prometheus = "0.1"
+//! ```
+
+#[path = "common/mod.rs"]
+mod common;
 
 use std::process::ExitCode;
 
 use http::Method;
 use prometheus::Registry;
-use tokio::net::TcpListener;
 use tonic::transport::{server::TcpIncoming, Server};
 use tonic_health::ServingStatus;
 use tower_prometheus::{MetricsExporter, RecordingPoint, RequestMetricsLayer, Route};
 
 async fn run() -> Result<(), String> {
-    let grpc_addr = env("GRPC_ADDR", "127.0.0.1:50051")?;
-    let metrics_addr = env("METRICS_ADDR", "127.0.0.1:9464")?;
-
     // The metrics wiring: one route per gRPC method, the in-flight gauge,
     // requests timed to the end of their body.
     let registry = Registry::new();
@@ -53,14 +70,11 @@ async fn run() -> Result<(), String> {
         .set_service_status("ctms.Contacts", ServingStatus::Serving)
         .await;
 
-    let grpc = bind("GRPC_ADDR", &grpc_addr).await?;
-    let metrics = bind("METRICS_ADDR", &metrics_addr).await?;
-    for listener in [&grpc, &metrics] {
-        let addr = listener
-            .local_addr()
-            .map_err(|err| format!("cannot read a bound address: {err}"))?;
-        println!("listening on http://{addr}");
-    }
+    let [grpc, metrics] = common::listen([
+        ("GRPC_ADDR", "127.0.0.1:50051"),
+        ("METRICS_ADDR", "127.0.0.1:9464"),
+    ])
+    .await?;
 
     let exporter = axum::Router::new().route_service("/metrics", MetricsExporter::new(registry));
     let metrics = async {
@@ -79,27 +93,7 @@ async fn run() -> Result<(), String> {
     tokio::try_join!(grpc, metrics).map(|_| ())
 }
 
-fn env(name: &str, default: &str) -> Result<String, String> {
-    match std::env::var(name) {
-        Ok(value) => Ok(value),
-        Err(std::env::VarError::NotPresent) => Ok(default.to_owned()),
-        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name} is not valid UTF-8")),
-    }
-}
-
-async fn bind(name: &str, addr: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|err| format!("cannot listen on {name}={addr:?}: {err}"))
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("grpc_health: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code("grpc_health", run().await)
 }

@@ -1,6 +1,7 @@
-//! A plain hyper 1 server instrumented with tower-prometheus, with a
-//! `tower::ServiceBuilder` stack in the recommended order: the metrics layer
-//! outermost, so that it sees what the layers inside it answer.
+//! A plain hyper 1 server with a `tower::ServiceBuilder` stack in the
+//! recommended order (the metrics layer outermost, then a timeout and a panic
+//! catcher, so that it sees what they answer); run it with
+//! `cargo run --example hyper_server`.
 //!
 //! ```text
 //! cargo run --example hyper_server
@@ -17,18 +18,41 @@
 //! Routes: `GET /hello/{name}`; `GET /slow`, which takes longer than the
 //! one-second timeout and is answered 408 by it; `GET /panic`, whose panic
 //! the catcher turns into a 500.
+//!
+//! # Dependencies
+//!
+//! An app needs these to build this file, the `serve` helper at its end
+//! included (`common::` is the examples' shared fixture,
+//! `examples/common/mod.rs`: settings from the environment, listeners, exit
+//! code):
+//!
+//! ```toml
+//! [dependencies]
+//! http = "1"
+//! hyper = "1"
+//! hyper-util = { version = "0.1", features = ["server-auto", "service", "tokio"] }
+//! prometheus = { version = "0.14", default-features = false }
+//! tokio = { version = "1", features = ["macros", "net", "rt-multi-thread", "time"] }
+//! tower = { version = "0.5", features = ["util"] }
+//! tower-http = { version = "0.6", features = ["catch-panic", "timeout"] }
+//! tower-prometheus = "0.1"
+//! ```
+
+#[path = "common/mod.rs"]
+mod common;
 
 use std::convert::Infallible;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use prometheus::Registry;
 use tokio::net::TcpListener;
-use tower::{service_fn, ServiceBuilder};
+use tower::{service_fn, Service, ServiceBuilder};
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer};
 use tower_prometheus::{MetricsExporter, RequestMetricsLayer, Route};
 
@@ -48,12 +72,7 @@ async fn handle(request: Request<Incoming>) -> Result<Response<String>, Infallib
     Ok(response)
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3001".to_owned());
-    let metrics_addr =
-        std::env::var("METRICS_ADDR").unwrap_or_else(|_| "127.0.0.1:9465".to_owned());
-
+async fn run() -> Result<(), String> {
     let registry = Registry::new();
     let metrics = RequestMetricsLayer::builder()
         .route(
@@ -63,7 +82,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .route(Route::new("/slow").methods([Method::GET]).statuses([408]))
         .route(Route::new("/panic").methods([Method::GET]).statuses([500]))
-        .build(&registry)?;
+        .build(&registry)
+        .map_err(|err| format!("cannot build the metrics layer: {err}"))?;
     // Outermost first: the metrics layer sees the timeout's 408 and the
     // catcher's 500, each with its real status.
     let app = ServiceBuilder::new()
@@ -76,24 +96,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .service(service_fn(handle));
     let exporter = MetricsExporter::new(registry);
 
-    let listener = TcpListener::bind(&addr).await?;
-    let metrics_listener = TcpListener::bind(&metrics_addr).await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    println!("listening on http://{}", metrics_listener.local_addr()?);
+    let [listener, metrics_listener] = common::listen([
+        ("ADDR", "127.0.0.1:3001"),
+        ("METRICS_ADDR", "127.0.0.1:9465"),
+    ])
+    .await?;
     tokio::spawn(serve(metrics_listener, exporter));
     serve(listener, app).await;
     Ok(())
 }
 
+#[tokio::main]
+async fn main() -> ExitCode {
+    common::exit_code("hyper_server", run().await)
+}
+
 /// Serves `service` on every connection `listener` accepts.
 async fn serve<S, B>(listener: TcpListener, service: S)
 where
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
-    B: http_body::Body + Send + 'static,
+    B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {

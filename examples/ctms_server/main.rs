@@ -1,6 +1,7 @@
-//! A small, in-memory CTMS-like contact API instrumented with `tower-prometheus`.
-//!
-//! Run it with:
+//! A whole CTMS-like service on axum, the main example: a small in-memory
+//! contact API behind HTTP Basic, every route registered with the metrics
+//! layer, `/metrics` on the public listener or a private one; run it with
+//! `cargo run --example ctms_server`.
 //!
 //! ```text
 //! cargo run --example ctms_server
@@ -43,6 +44,27 @@
 //! exemplar (label `trace_id`) on its duration bucket and its `ctms_requests_total`
 //! series, shown in OpenMetrics and protobuf. Contacts live in memory only and are lost
 //! when the process stops (Ctrl-C or SIGTERM).
+//!
+//! # Dependencies
+//!
+//! An app needs these to build this directory's files (`serve.rs`'s hyper
+//! server with its header-read timeout included):
+//!
+//! ```toml
+//! [dependencies]
+//! axum = "0.8"
+//! base64 = "0.22"
+//! hyper = "1"
+//! hyper-util = { version = "0.1", features = ["server-auto", "server-graceful", "service", "tokio"] }
+//! prometheus = { version = "0.14", default-features = false }
+//! serde = { version = "1", features = ["derive"] }
+//! serde_json = "1"
+//! tokio = { version = "1", features = ["macros", "net", "rt-multi-thread", "signal", "sync", "time"] }
+//! tower = { version = "0.5", features = ["limit"] }
+//! tower-http = { version = "0.6", features = ["catch-panic"] }
+//! tower-prometheus = "0.1"
+//! uuid = { version = "1", features = ["v4"] }
+//! ```
 
 mod config;
 mod contacts;
