@@ -15,24 +15,23 @@
 //! The method and template orders are fixed at build ([`Order`]); client
 //! ids are ranked at each scrape, since new ones arrive.
 
+mod clients;
+mod duration;
+
 use std::{borrow::Cow, sync::atomic::Ordering};
 
 use prometheus::proto::{self, MetricFamily};
 
 use super::{
-    cells::{Cells, CodeHistogram, MethodExtras},
+    cells::{Cells, MethodExtras},
     exemplars, Recorder, Tables,
 };
 use crate::{
-    client_id::ClientSlot,
-    extras::{self, Exemplar, FamilyExtras, MetricExtras},
+    extras::{self, FamilyExtras, MetricExtras},
     grpc::{labels as grpc_labels, GrpcCode},
     labels::{CodeSet, MethodLabel, Status, StatusFamily},
     routes::{RouteId, Routes},
-    schema::{
-        family_value, method_value, status_code_value, Family, Profile, METHOD, PATH_TEMPLATE,
-        STATUS_CODE_FAMILY,
-    },
+    schema::{family_value, status_code_value, Family, Profile},
 };
 
 /// Route ids and method labels in the order of their label values.
@@ -294,264 +293,6 @@ impl Recorder {
         });
         metrics
     }
-
-    fn collect_duration(&self, mut extras: Option<&mut FamilyExtras>) -> Vec<proto::Metric> {
-        let mut metrics = Vec::new();
-        let mut counts: Vec<u64> = Vec::new();
-        let mut native: Vec<u64> = Vec::new();
-        self.for_each_group(&self.order(), |tables, group| {
-            counts.clear();
-            counts.resize(tables.bounds.len() + 1, 0);
-            let mut sum_ns = 0_u64;
-            for cells in group.cells {
-                for (total, count) in counts.iter_mut().zip(cells.buckets()) {
-                    *total += count;
-                }
-                sum_ns = sum_ns.wrapping_add(cells.sum_ns());
-            }
-            let observed: u64 = counts.iter().sum();
-            if observed == 0 && group.listed.is_empty() {
-                return;
-            }
-            let labels = vec![
-                label(METHOD, method_value(group.method)),
-                label(PATH_TEMPLATE, tables.routes.template(group.route)),
-                label(STATUS_CODE_FAMILY, family_value(group.family)),
-            ];
-            // (This is the CTMS profile: the OpenTelemetry one is per code.)
-            if let Some(extras) = extras.as_deref_mut() {
-                let metric = duration_extras(tables, group.cells, counts.len(), &mut native);
-                extras.insert(&labels, metric);
-            }
-            metrics.push(histogram(labels, &counts, sum_ns, &tables.bounds));
-        });
-        metrics
-    }
-
-    /// The duration histogram per status code (the OpenTelemetry profile),
-    /// with `error_type` on 5xx.
-    fn collect_duration_per_code(
-        &self,
-        mut extras: Option<&mut FamilyExtras>,
-    ) -> Vec<proto::Metric> {
-        let profile = self.tables.options.profile;
-        let names = profile.names();
-        let mut metrics = Vec::new();
-        let mut counts: Vec<u64> = Vec::new();
-        let mut native: Vec<u64> = Vec::new();
-        self.for_each_group(&self.order(), |tables, group| {
-            let used = group
-                .cells
-                .iter()
-                .fold(group.listed, |codes, cells| codes.union(cells.used()));
-            for code in used.iter() {
-                let histograms: Vec<&CodeHistogram> = group
-                    .cells
-                    .iter()
-                    .filter_map(|cells| cells.code_histogram(code))
-                    .collect();
-                counts.clear();
-                counts.resize(tables.bounds.len() + 1, 0);
-                let mut sum_ns = 0_u64;
-                for histogram in &histograms {
-                    for (total, count) in counts.iter_mut().zip(histogram.buckets()) {
-                        *total += count;
-                    }
-                    sum_ns = sum_ns.wrapping_add(histogram.sum_ns());
-                }
-                let status = Status::in_family(group.family, code);
-                let code_value = status_code_value(status);
-                let mut labels = Vec::with_capacity(4);
-                if group.family == Status::INTERNAL_SERVER_ERROR.family() {
-                    labels.push(label(names.error_type, &code_value));
-                }
-                labels.push(label(names.method, profile.method_value(group.method)));
-                labels.push(label(names.status_code, &code_value));
-                labels.push(label(names.route, tables.routes.template(group.route)));
-                if let Some(extras) = extras.as_deref_mut() {
-                    let metric = duration_extras(tables, &histograms, counts.len(), &mut native);
-                    extras.insert(&labels, metric);
-                }
-                metrics.push(histogram(labels, &counts, sum_ns, &tables.bounds));
-            }
-        });
-        metrics
-    }
-
-    /// `api_requests_total`: each group's counts merged over the shards,
-    /// ranked by client id, method, route and family, and labelled.
-    fn collect_clients(&self) -> Vec<proto::Metric> {
-        // One order for the walk and the labels: a template learned
-        // meanwhile must not shift the ranks.
-        let order = self.order();
-        let mut series = self.client_series(&order);
-        let (named, rank) = self.client_ranks();
-        // A slot claimed after the ranks were taken has none yet: it is
-        // listed at the next scrape.
-        let rank_of = |slot: ClientSlot| rank.get(slot.index()).copied().unwrap_or(usize::MAX);
-        series.retain(|s| rank_of(s.slot) != usize::MAX);
-        series.sort_unstable_by_key(|s| (rank_of(s.slot), s.method_rank, s.route_rank, s.family));
-
-        let tables = &*self.tables;
-        let profile = tables.options.profile;
-        let names = profile.names();
-        series
-            .into_iter()
-            .map(|s| {
-                let labels = vec![
-                    label(names.client_id, named[rank_of(s.slot)].1),
-                    label(
-                        names.method,
-                        profile.method_value(order.methods[s.method_rank]),
-                    ),
-                    label(
-                        names.route,
-                        tables.routes.template(order.routes[s.route_rank]),
-                    ),
-                    label(names.status_family, family_value(s.family)),
-                ];
-                counter(labels, s.count)
-            })
-            .collect()
-    }
-
-    /// Every client series with a count or listed at zero, each group's
-    /// counts summed over its shards.
-    fn client_series(&self, order: &Order) -> Vec<ClientSeries> {
-        let mut series = Vec::new();
-        // (slot, count) of one group, over every shard.
-        let mut counts: Vec<(ClientSlot, u64)> = Vec::new();
-        self.for_each_group(order, |tables, group| {
-            counts.clear();
-            for cells in group.cells {
-                counts.extend(
-                    cells
-                        .clients()
-                        .filter_map(|(index, count)| Some((tables.clients.slot_at(index)?, count))),
-                );
-            }
-            if group.clients_listed {
-                counts.extend(
-                    tables
-                        .clients
-                        .slots_in_use()
-                        .filter(|&slot| is_listed(tables, slot))
-                        .map(|slot| (slot, 0)),
-                );
-            }
-            counts.sort_unstable_by_key(|&(slot, _)| slot);
-            for same in counts.chunk_by(|a, b| a.0 == b.0) {
-                let slot = same[0].0;
-                let count = same.iter().map(|&(_, count)| count).sum();
-                if count > 0 || group.clients_listed && is_listed(tables, slot) {
-                    series.push(ClientSeries {
-                        slot,
-                        method_rank: group.method_rank,
-                        route_rank: group.route_rank,
-                        family: group.family,
-                        count,
-                    });
-                }
-            }
-        });
-        series
-    }
-
-    /// The client ids in use, sorted by name, and each slot's rank among
-    /// them (`usize::MAX` for none), so that the series sort on small
-    /// integers rather than on label strings.
-    fn client_ranks(&self) -> (Vec<(ClientSlot, &str)>, Vec<usize>) {
-        let clients = &self.tables.clients;
-        let mut named: Vec<(ClientSlot, &str)> = clients
-            .slots_in_use()
-            .filter_map(|slot| Some((slot, clients.name(slot)?)))
-            .collect();
-        named.sort_unstable_by_key(|&(_, name)| name);
-        let mut rank = vec![usize::MAX; clients.slots()];
-        for (position, &(slot, _)) in named.iter().enumerate() {
-            rank[slot.index()] = position;
-        }
-        (named, rank)
-    }
-}
-
-/// One `api_requests_total` series before sorting: its sort key and count.
-struct ClientSeries {
-    slot: ClientSlot,
-    method_rank: usize,
-    route_rank: usize,
-    family: StatusFamily,
-    count: u64,
-}
-
-/// Whether a slot's API counters are pre-initialised on API routes.
-fn is_listed(tables: &Tables, slot: ClientSlot) -> bool {
-    if slot == tables.clients.overflow() {
-        tables.overflow_listed
-    } else {
-        slot.index() < tables.known_clients
-    }
-}
-
-/// What a duration series is summed from: a group's cells in each shard
-/// (CTMS), or one status code's histograms in each shard (OpenTelemetry).
-trait DurationPart {
-    fn bucket_exemplars(&self) -> impl Iterator<Item = Option<Exemplar>> + '_;
-    fn native(&self) -> Option<impl Iterator<Item = u64> + '_>;
-}
-
-impl DurationPart for Cells {
-    fn bucket_exemplars(&self) -> impl Iterator<Item = Option<Exemplar>> + '_ {
-        Self::bucket_exemplars(self)
-    }
-
-    fn native(&self) -> Option<impl Iterator<Item = u64> + '_> {
-        Self::native(self)
-    }
-}
-
-impl DurationPart for CodeHistogram {
-    fn bucket_exemplars(&self) -> impl Iterator<Item = Option<Exemplar>> + '_ {
-        Self::bucket_exemplars(self)
-    }
-
-    fn native(&self) -> Option<impl Iterator<Item = u64> + '_> {
-        Self::native(self)
-    }
-}
-
-/// The exemplars (the latest per bucket across the shards) and the native
-/// histogram (summed over them) of one duration series; `native` is
-/// scratch space, reused across series.
-fn duration_extras<P: DurationPart>(
-    tables: &Tables,
-    parts: &[&P],
-    buckets: usize,
-    native: &mut Vec<u64>,
-) -> MetricExtras {
-    let mut metric = MetricExtras::default();
-    if tables.options.exemplars.is_some() {
-        metric.buckets = vec![None; buckets];
-        for part in parts {
-            for (kept, exemplar) in metric.buckets.iter_mut().zip(part.bucket_exemplars()) {
-                *kept = exemplars::latest(*kept, exemplar);
-            }
-        }
-        if metric.buckets.iter().all(Option::is_none) {
-            metric.buckets.clear();
-        }
-    }
-    if let Some(layout) = &tables.native {
-        native.clear();
-        native.resize(layout.counters(), 0);
-        for counters in parts.iter().filter_map(|part| part.native()) {
-            for (total, count) in native.iter_mut().zip(counters) {
-                *total += count;
-            }
-        }
-        metric.native = Some(layout.histogram(native));
-    }
-    metric
 }
 
 fn label(name: &str, value: &str) -> proto::LabelPair {
@@ -580,32 +321,5 @@ fn counter(labels: Vec<proto::LabelPair>, count: u64) -> proto::Metric {
     let mut counter = proto::Counter::default();
     counter.set_value(count as f64);
     metric.set_counter(counter);
-    metric
-}
-
-/// `counts` are the non-cumulative bucket counts, `+Inf` last.
-fn histogram(
-    labels: Vec<proto::LabelPair>,
-    counts: &[u64],
-    sum_ns: u64,
-    bounds: &[f64],
-) -> proto::Metric {
-    let mut metric = proto::Metric::from_label(labels);
-    let mut cumulative = 0;
-    let mut buckets = Vec::with_capacity(bounds.len());
-    for (&bound, &count) in bounds.iter().zip(counts) {
-        cumulative += count;
-        let mut bucket = proto::Bucket::default();
-        bucket.set_upper_bound(bound);
-        bucket.set_cumulative_count(cumulative);
-        buckets.push(bucket);
-    }
-    let mut histogram = proto::Histogram::default();
-    // The encoder writes the `+Inf` bucket from the count, which includes
-    // the requests slower than the last bound.
-    histogram.set_sample_count(counts.iter().sum());
-    histogram.set_sample_sum(sum_ns as f64 / 1e9);
-    histogram.set_bucket(buckets);
-    metric.set_histogram(histogram);
     metric
 }
