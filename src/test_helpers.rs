@@ -1,12 +1,10 @@
-//! Helpers for the unit tests: a registry rendered to text and read back,
-//! and a waker for polling by hand.
+//! Helpers for the unit tests: a waker for polling by hand and a body of
+//! frames given in advance.
 
 use std::{
     sync::Arc,
     task::{Wake, Waker},
 };
-
-use prometheus::{Encoder, Registry, TextEncoder};
 
 struct NoWake;
 
@@ -19,35 +17,7 @@ pub(crate) fn noop_waker() -> Waker {
     Waker::from(Arc::new(NoWake))
 }
 
-/// The registry in the text format, as a scrape would see it.
-pub(crate) fn render(registry: &Registry) -> String {
-    let mut buffer = Vec::new();
-    TextEncoder::new()
-        .encode(&registry.gather(), &mut buffer)
-        .unwrap();
-    String::from_utf8(buffer).unwrap()
-}
-
-/// The value of the sample written exactly as `series` (name and labels in
-/// the encoder's order), or `None` if the scrape lacks it.
-pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().unwrap())
-        })
-}
-
-/// Number of samples whose name (before any `{`) is `name`.
-pub(crate) fn count_series(text: &str, name: &str) -> usize {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter(|line| line.split(['{', ' ']).next() == Some(name))
-        .count()
-}
-
-/// A response body of frames given in advance, yielded one per poll; an
+/// A body of frames given in advance, yielded one per poll; an
 /// `Err` frame fails the body. Ends when the frames run out.
 #[derive(Debug, Default)]
 pub(crate) struct FramesBody {
@@ -88,19 +58,5 @@ impl http_body::Body for FramesBody {
 
     fn is_end_stream(&self) -> bool {
         self.frames.is_empty()
-    }
-}
-
-/// Polls `body` to its end (or its error), returning the frames it gave.
-pub(crate) fn drain<B: http_body::Body + Unpin>(body: &mut B) -> usize {
-    let waker = noop_waker();
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut frames = 0;
-    loop {
-        match std::pin::Pin::new(&mut *body).poll_frame(&mut cx) {
-            std::task::Poll::Ready(Some(Ok(_))) => frames += 1,
-            std::task::Poll::Ready(Some(Err(_)) | None) => return frames,
-            std::task::Poll::Pending => panic!("test bodies are always ready"),
-        }
     }
 }

@@ -11,17 +11,12 @@ use axum::{
 };
 use prometheus::Registry;
 use tower::{service_fn, Layer, ServiceExt};
-use tower_prometheus::{
-    limits::MAX_MATCHED_TEMPLATES, BuildError, MetricsExporter, RequestMetricsLayer, Route,
-};
+use tower_prometheus::{limits::MAX_MATCHED_TEMPLATES, BuildError, RequestMetricsLayer, Route};
 
-use crate::support::{get as http_get, parse, Exposition};
+use crate::support::{get as http_get, scrape_registry, Exposition};
 
-fn scrape(registry: &Registry) -> Exposition {
-    parse(&MetricsExporter::new(registry.clone()).render().unwrap())
-}
-
-fn total(exposition: &Exposition, template: &str, code: &str) -> Option<f64> {
+/// The `ctms_requests_total` value of GETs of `template` answered `code`.
+fn get_total(exposition: &Exposition, template: &str, code: &str) -> Option<f64> {
     let family = format!("{}xx", &code[..1]);
     exposition.value(
         "ctms_requests_total",
@@ -34,7 +29,8 @@ fn total(exposition: &Exposition, template: &str, code: &str) -> Option<f64> {
     )
 }
 
-async fn send(app: &Router, path: &str) -> StatusCode {
+/// Sends `GET path` through `app` and returns the status it answers.
+async fn get_status(app: &Router, path: &str) -> StatusCode {
     app.clone()
         .oneshot(Request::get(path).body(axum::body::Body::empty()).unwrap())
         .await
@@ -56,12 +52,15 @@ async fn nested_routes_are_recorded_under_their_full_template_without_registerin
         .build(&registry)
         .unwrap();
     let app = Router::new().nest("/api/v1", users()).layer(metrics);
-    assert_eq!(send(&app, "/api/v1/users/42").await, StatusCode::OK);
-    assert_eq!(send(&app, "/api/v1/users/7").await, StatusCode::OK);
-    assert_eq!(send(&app, "/api/v1/users/me").await, StatusCode::OK);
-    let exposition = scrape(&registry);
-    assert_eq!(total(&exposition, "/api/v1/users/{id}", "200"), Some(2.0));
-    assert_eq!(total(&exposition, "/api/v1/users/me", "200"), Some(1.0));
+    assert_eq!(get_status(&app, "/api/v1/users/42").await, StatusCode::OK);
+    assert_eq!(get_status(&app, "/api/v1/users/7").await, StatusCode::OK);
+    assert_eq!(get_status(&app, "/api/v1/users/me").await, StatusCode::OK);
+    let exposition = scrape_registry(&registry);
+    assert_eq!(
+        get_total(&exposition, "/api/v1/users/{id}", "200"),
+        Some(2.0)
+    );
+    assert_eq!(get_total(&exposition, "/api/v1/users/me", "200"), Some(1.0));
     // No raw path ever becomes a label value.
     assert!(exposition
         .series("ctms_requests_total")
@@ -77,9 +76,12 @@ async fn a_layer_on_the_inner_router_sees_the_full_template_too() {
         .build(&registry)
         .unwrap();
     let app = Router::new().nest("/api/v1", users().route_layer(metrics));
-    assert_eq!(send(&app, "/api/v1/users/42").await, StatusCode::OK);
-    let exposition = scrape(&registry);
-    assert_eq!(total(&exposition, "/api/v1/users/{id}", "200"), Some(1.0));
+    assert_eq!(get_status(&app, "/api/v1/users/42").await, StatusCode::OK);
+    let exposition = scrape_registry(&registry);
+    assert_eq!(
+        get_total(&exposition, "/api/v1/users/{id}", "200"),
+        Some(1.0)
+    );
 }
 
 #[tokio::test]
@@ -94,12 +96,12 @@ async fn a_registered_template_is_the_same_series_and_stays_pre_initialised() {
         .templates_from_matched_path(true)
         .build(&registry)
         .unwrap();
-    let before = scrape(&registry);
-    assert_eq!(total(&before, "/api/v1/users/{id}", "404"), Some(0.0));
+    let before = scrape_registry(&registry);
+    assert_eq!(get_total(&before, "/api/v1/users/{id}", "404"), Some(0.0));
     let app = Router::new().nest("/api/v1", users()).layer(metrics);
-    send(&app, "/api/v1/users/42").await;
-    let after = scrape(&registry);
-    assert_eq!(total(&after, "/api/v1/users/{id}", "200"), Some(1.0));
+    get_status(&app, "/api/v1/users/42").await;
+    let after = scrape_registry(&registry);
+    assert_eq!(get_total(&after, "/api/v1/users/{id}", "200"), Some(1.0));
     assert_eq!(
         after.series("ctms_requests_total").len(),
         2,
@@ -116,8 +118,11 @@ async fn a_path_no_route_matches_is_counted_as_unmatched() {
         .unwrap();
     // The fallback carries no `MatchedPath`.
     let app = Router::new().nest("/api/v1", users()).layer(metrics);
-    assert_eq!(send(&app, "/nothing/here").await, StatusCode::NOT_FOUND);
-    let exposition = scrape(&registry);
+    assert_eq!(
+        get_status(&app, "/nothing/here").await,
+        StatusCode::NOT_FOUND
+    );
+    let exposition = scrape_registry(&registry);
     assert_eq!(
         exposition.value("ctms_requests_unmatched_total", &[]),
         Some(1.0)
@@ -138,18 +143,21 @@ async fn past_the_cap_a_template_is_recorded_as_its_path_would_be() {
         .route("/registered", get(|| async { "ok" }))
         .nest("/api/v1", users())
         .layer(metrics);
-    send(&app, "/api/v1/users/1").await;
-    send(&app, "/api/v1/users/me").await;
-    send(&app, "/registered").await;
-    let exposition = scrape(&registry);
-    assert_eq!(total(&exposition, "/api/v1/users/{id}", "200"), Some(1.0));
-    assert_eq!(total(&exposition, "/api/v1/users/me", "200"), None);
+    get_status(&app, "/api/v1/users/1").await;
+    get_status(&app, "/api/v1/users/me").await;
+    get_status(&app, "/registered").await;
+    let exposition = scrape_registry(&registry);
+    assert_eq!(
+        get_total(&exposition, "/api/v1/users/{id}", "200"),
+        Some(1.0)
+    );
+    assert_eq!(get_total(&exposition, "/api/v1/users/me", "200"), None);
     assert_eq!(
         exposition.value("ctms_requests_unmatched_total", &[]),
         Some(1.0)
     );
     // Registered templates do not count against the cap.
-    assert_eq!(total(&exposition, "/registered", "200"), Some(1.0));
+    assert_eq!(get_total(&exposition, "/registered", "200"), Some(1.0));
 }
 
 #[test]
@@ -187,8 +195,8 @@ async fn a_whole_wrapped_router_is_served_by_axum_serve() {
     let response = http_get(addr, "/users/42").await;
     assert_eq!(response.status, 200);
     assert_eq!(response.body, "user");
-    let exposition = scrape(&registry);
-    assert_eq!(total(&exposition, "/users/{id}", "200"), Some(1.0));
+    let exposition = scrape_registry(&registry);
+    assert_eq!(get_total(&exposition, "/users/{id}", "200"), Some(1.0));
     server.abort();
 }
 
@@ -257,11 +265,19 @@ async fn a_nested_service_is_recorded_under_its_mount_wherever_the_layer_is() {
         }
         server.abort();
 
-        let exposition = scrape(&registry);
+        let exposition = scrape_registry(&registry);
         let mount = "/static/{*path}";
-        assert_eq!(total(&exposition, mount, "200"), Some(4.0), "{placement:?}");
-        assert_eq!(total(&exposition, mount, "404"), Some(1.0), "{placement:?}");
-        assert_eq!(total(&exposition, "/users/{id}", "200"), Some(1.0));
+        assert_eq!(
+            get_total(&exposition, mount, "200"),
+            Some(4.0),
+            "{placement:?}"
+        );
+        assert_eq!(
+            get_total(&exposition, mount, "404"),
+            Some(1.0),
+            "{placement:?}"
+        );
+        assert_eq!(get_total(&exposition, "/users/{id}", "200"), Some(1.0));
         // Only the fallback's 404 is unmatched.
         assert_eq!(
             exposition.value("ctms_requests_unmatched_total", &[]),
@@ -297,7 +313,7 @@ async fn without_its_route_a_nested_service_is_unmatched_and_told_from_404s_by_i
     assert_eq!(http_get(addr, "/nothing").await.status, 404);
     server.abort();
 
-    let exposition = scrape(&registry);
+    let exposition = scrape_registry(&registry);
     // axum gives the request below the mount no `MatchedPath`: it is
     // unmatched, like the fallback's; the status code tells the file
     // served from the 404.
@@ -305,6 +321,6 @@ async fn without_its_route_a_nested_service_is_unmatched_and_told_from_404s_by_i
         exposition.value("ctms_requests_unmatched_total", &[]),
         Some(2.0)
     );
-    assert_eq!(total(&exposition, "__unmatched__", "200"), Some(1.0));
-    assert_eq!(total(&exposition, "__unmatched__", "404"), Some(1.0));
+    assert_eq!(get_total(&exposition, "__unmatched__", "200"), Some(1.0));
+    assert_eq!(get_total(&exposition, "__unmatched__", "404"), Some(1.0));
 }

@@ -17,7 +17,7 @@ fn traceparent(trace: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("00-{trace}-b7ad6b7169203331-01")).unwrap()
 }
 
-async fn send(layer: &RequestMetricsLayer, path: &str, trace: Option<&str>, status: u16) {
+async fn send_traced(layer: &RequestMetricsLayer, path: &str, trace: Option<&str>, status: u16) {
     let service = layer.layer(service_fn(move |_: Request<()>| async move {
         let mut response = Response::new(String::new());
         *response.status_mut() = StatusCode::from_u16(status).unwrap();
@@ -87,10 +87,10 @@ fn traced_layer(registry: &Registry) -> RequestMetricsLayer {
 async fn the_latest_trace_is_the_exemplar_of_its_bucket_and_its_counter() {
     let registry = Registry::new();
     let layer = traced_layer(&registry);
-    send(&layer, "/items/1", Some(TRACE_A), 200).await;
-    send(&layer, "/items/2", Some(TRACE_B), 200).await;
-    send(&layer, "/items/3", None, 200).await;
-    send(&layer, "/items/4", Some(TRACE_A), 404).await;
+    send_traced(&layer, "/items/1", Some(TRACE_A), 200).await;
+    send_traced(&layer, "/items/2", Some(TRACE_B), 200).await;
+    send_traced(&layer, "/items/3", None, 200).await;
+    send_traced(&layer, "/items/4", Some(TRACE_A), 404).await;
     let text = openmetrics(&registry);
 
     let line = |prefix: &str| -> &str {
@@ -130,7 +130,7 @@ async fn the_latest_trace_is_the_exemplar_of_its_bucket_and_its_counter() {
 async fn exemplars_are_in_protobuf_too_and_never_in_text() {
     let registry = Registry::new();
     let layer = traced_layer(&registry);
-    send(&layer, "/items/1", Some(TRACE_A), 200).await;
+    send_traced(&layer, "/items/1", Some(TRACE_A), 200).await;
     let exporter = MetricsExporter::new(registry);
     let families = decode(&exporter.render_as(Format::Protobuf).unwrap());
     let bucket = &histogram(&families, "/items/{id}", "2xx").bucket[0];
@@ -153,7 +153,7 @@ async fn without_the_hook_there_are_no_exemplars_even_with_traceparent() {
         .route(Route::new("/items/{id}"))
         .build(&registry)
         .unwrap();
-    send(&layer, "/items/1", Some(TRACE_A), 200).await;
+    send_traced(&layer, "/items/1", Some(TRACE_A), 200).await;
     let text = openmetrics(&registry);
     assert!(!text.contains(" # {"), "{text}");
     assert!(text.ends_with("# EOF\n"));
@@ -189,7 +189,7 @@ async fn native_histograms_count_every_request_next_to_the_classic_buckets() {
         .build(&registry)
         .unwrap();
     for _ in 0..5 {
-        send(&layer, "/items/1", None, 200).await;
+        send_traced(&layer, "/items/1", None, 200).await;
     }
     // A slower request lands in a later native bucket.
     let slow = layer.layer(service_fn(|_: Request<()>| async {
@@ -298,7 +298,7 @@ fn every_histogram_of_every_scrape_adds_up_while_requests_are_recorded() {
                     .unwrap();
                 let mut sent = 0_u64;
                 while !done.load(Ordering::Relaxed) {
-                    runtime.block_on(send(&layer, path, None, 200));
+                    runtime.block_on(send_traced(&layer, path, None, 200));
                     sent += 1;
                 }
                 sent

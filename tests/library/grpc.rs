@@ -154,7 +154,9 @@ async fn call(channel: &tonic::transport::Channel, path: &'static str) -> tonic:
     }
 }
 
-fn total(exposition: &Exposition, template: &str, status: &str) -> f64 {
+/// The `ctms_requests_total` of POSTs to `template` answered `status`, 0
+/// if there is no such series.
+fn post_total(exposition: &Exposition, template: &str, status: &str) -> f64 {
     exposition.sum(
         TOTAL,
         &[
@@ -195,15 +197,19 @@ async fn grpc_errors_on_a_parameterised_template_are_recorded_with_their_status(
 
     let exposition = scrape(addr, "/metrics").await;
     // The CTMS families: the codes' HTTP equivalents, not HTTP's 200.
-    assert_eq!(total(&exposition, CATALOG, "404"), 2.0);
-    assert_eq!(total(&exposition, CATALOG, "400"), 1.0);
-    assert_eq!(total(&exposition, CATALOG, "200"), 1.0, "ListItems only");
+    assert_eq!(post_total(&exposition, CATALOG, "404"), 2.0);
+    assert_eq!(post_total(&exposition, CATALOG, "400"), 1.0);
+    assert_eq!(
+        post_total(&exposition, CATALOG, "200"),
+        1.0,
+        "ListItems only"
+    );
     assert_eq!(
         exposition.sum(TOTAL, &[("path_template", CATALOG)]),
         4.0,
         "no other status"
     );
-    assert_eq!(total(&exposition, CATCH_ALL, "403"), 1.0);
+    assert_eq!(post_total(&exposition, CATCH_ALL, "403"), 1.0);
     assert_eq!(
         exposition.sum(
             "ctms_requests_duration_seconds_count",
@@ -259,8 +265,8 @@ async fn grpc_web_calls_are_recorded_by_their_http_status() {
     let exposition = scrape(addr, "/metrics").await;
     // Recorded at the response head with HTTP's 200, as any HTTP request:
     // the NOT_FOUND inside the body is not read.
-    assert_eq!(total(&exposition, CATALOG, "200"), 3.0);
-    assert_eq!(total(&exposition, CATALOG, "404"), 0.0);
+    assert_eq!(post_total(&exposition, CATALOG, "200"), 3.0);
+    assert_eq!(post_total(&exposition, CATALOG, "404"), 0.0);
     assert_eq!(exposition.sum(GRPC, &[]), 0.0, "not counted as gRPC calls");
     assert_eq!(exposition.series(GRPC).len(), 17, "the route's zeros");
 }

@@ -110,7 +110,9 @@ struct Wait {
     release: Notify,
 }
 
-fn layer(registry: &Registry) -> RequestMetricsLayer {
+/// A layer with the templates `/items/{id}` (with client series, the
+/// client `known` pre-initialised) and `/wait`.
+fn items_and_wait_layer(registry: &Registry) -> RequestMetricsLayer {
     RequestMetricsLayer::builder()
         .route(
             Route::new("/items/{id}")
@@ -146,7 +148,7 @@ fn family_of(code: &str) -> &'static str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_over_hyper_are_counted_exactly_per_series() {
     let registry = Registry::new();
-    let addr = app(&registry, layer(&registry), Arc::default()).await;
+    let addr = app(&registry, items_and_wait_layer(&registry), Arc::default()).await;
 
     let before = scrape(addr, "/metrics").await;
     assert_eq!(
@@ -224,7 +226,7 @@ async fn requests_over_hyper_are_counted_exactly_per_series() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_histogram_count_equals_its_inf_bucket_and_its_requests() {
     let registry = Registry::new();
-    let addr = app(&registry, layer(&registry), Arc::default()).await;
+    let addr = app(&registry, items_and_wait_layer(&registry), Arc::default()).await;
     for i in 0..20 {
         get(addr, &format!("/items/{i}")).await;
     }
@@ -257,7 +259,7 @@ async fn every_histogram_count_equals_its_inf_bucket_and_its_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exporter_answers_get_and_head_with_a_versioned_type_and_405_otherwise() {
     let registry = Registry::new();
-    let addr = app(&registry, layer(&registry), Arc::default()).await;
+    let addr = app(&registry, items_and_wait_layer(&registry), Arc::default()).await;
 
     let response = get(addr, "/metrics").await;
     assert_eq!(response.status, 200);
@@ -283,7 +285,7 @@ async fn a_scraper_that_accepts_gzip_gets_the_same_exposition_gzipped() {
     use std::io::Read;
 
     let registry = Registry::new();
-    let addr = app(&registry, layer(&registry), Arc::default()).await;
+    let addr = app(&registry, items_and_wait_layer(&registry), Arc::default()).await;
     assert_eq!(get(addr, "/items/1").await.status, 200);
 
     let plain = get(addr, "/metrics").await;
@@ -314,7 +316,7 @@ async fn a_scraper_that_accepts_gzip_gets_the_same_exposition_gzipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_tasks_at_once_are_counted_exactly() {
     let registry = Registry::new();
-    let addr = app(&registry, layer(&registry), Arc::default()).await;
+    let addr = app(&registry, items_and_wait_layer(&registry), Arc::default()).await;
     let tasks: Vec<_> = (0..16)
         .map(|task| {
             tokio::spawn(async move {
@@ -364,7 +366,7 @@ async fn many_tasks_at_once_are_counted_exactly() {
 async fn a_client_that_hangs_up_before_the_response_is_counted_as_499_once() {
     let registry = Registry::new();
     let wait = Arc::new(Wait::default());
-    let addr = app(&registry, layer(&registry), wait.clone()).await;
+    let addr = app(&registry, items_and_wait_layer(&registry), wait.clone()).await;
 
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
@@ -445,7 +447,7 @@ async fn hostile_methods_paths_and_client_ids_stay_within_the_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_ids_with_quotes_backslashes_and_newlines_round_trip() {
     let registry = Registry::new();
-    let addr = app(&registry, layer(&registry), Arc::default()).await;
+    let addr = app(&registry, items_and_wait_layer(&registry), Arc::default()).await;
     // Header values cannot carry a newline, so that id comes from the app.
     let odd = [
         "we\"ird",
@@ -522,7 +524,7 @@ async fn control_characters_in_a_client_id_make_it_the_overflow_value() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exporter_mounts_as_an_axum_route_service() {
     let registry = Registry::new();
-    let layer = layer(&registry);
+    let layer = items_and_wait_layer(&registry);
     let router = axum::Router::new()
         .route("/items/{id}", axum::routing::get(|| async { "item" }))
         .route_service("/metrics", MetricsExporter::new(registry.clone()))

@@ -11,7 +11,7 @@ use tower_prometheus::{
     ClientId, ClientIds, Format, MetricsExporter, Profile, RequestMetricsLayer, Route, TraceId,
 };
 
-use crate::support::{parse, Exposition};
+use crate::support::{scrape_registry, Exposition};
 
 fn otel_layer(registry: &Registry) -> RequestMetricsLayer {
     RequestMetricsLayer::builder()
@@ -29,7 +29,9 @@ fn otel_layer(registry: &Registry) -> RequestMetricsLayer {
         .unwrap()
 }
 
-async fn send(layer: &RequestMetricsLayer, method: &str, status: u16, client: Option<&str>) {
+/// Sends a traced `method /items/1` that the inner service answers with
+/// `status`, naming `client` if any.
+async fn send_item(layer: &RequestMetricsLayer, method: &str, status: u16, client: Option<&str>) {
     let client = client.map(|id| ClientId::new(id.to_owned()));
     let service = layer.layer(service_fn(move |_: Request<()>| {
         let client = client.clone();
@@ -54,10 +56,6 @@ async fn send(layer: &RequestMetricsLayer, method: &str, status: u16, client: Op
     service.oneshot(request).await.unwrap();
 }
 
-fn scrape(registry: &Registry) -> Exposition {
-    parse(&MetricsExporter::new(registry.clone()).render().unwrap())
-}
-
 fn count(exposition: &Exposition, method: &str, code: &str) -> Option<f64> {
     let mut labels = vec![
         ("http_request_method", method),
@@ -74,7 +72,7 @@ fn count(exposition: &Exposition, method: &str, code: &str) -> Option<f64> {
 async fn series_are_named_as_the_convention_says_and_exist_at_zero() {
     let registry = Registry::new();
     let _layer = otel_layer(&registry);
-    let exposition = scrape(&registry);
+    let exposition = scrape_registry(&registry);
     assert_eq!(count(&exposition, "GET", "200"), Some(0.0));
     assert_eq!(count(&exposition, "GET", "404"), Some(0.0));
     assert_eq!(
@@ -124,12 +122,12 @@ async fn series_are_named_as_the_convention_says_and_exist_at_zero() {
 async fn durations_are_split_by_status_code_with_error_type_on_5xx() {
     let registry = Registry::new();
     let layer = otel_layer(&registry);
-    send(&layer, "GET", 200, Some("alice")).await;
-    send(&layer, "GET", 200, None).await;
-    send(&layer, "GET", 404, None).await;
-    send(&layer, "GET", 503, None).await;
-    send(&layer, "BREW", 200, None).await;
-    let exposition = scrape(&registry);
+    send_item(&layer, "GET", 200, Some("alice")).await;
+    send_item(&layer, "GET", 200, None).await;
+    send_item(&layer, "GET", 404, None).await;
+    send_item(&layer, "GET", 503, None).await;
+    send_item(&layer, "BREW", 200, None).await;
+    let exposition = scrape_registry(&registry);
     assert_eq!(count(&exposition, "GET", "200"), Some(2.0));
     assert_eq!(count(&exposition, "GET", "404"), Some(1.0));
     assert_eq!(count(&exposition, "GET", "503"), Some(1.0));
@@ -181,7 +179,7 @@ async fn exemplars_sit_on_the_status_codes_own_histogram() {
         .exemplars_from_request(TraceId::from_traceparent)
         .build(&registry)
         .unwrap();
-    send(&layer, "GET", 404, None).await;
+    send_item(&layer, "GET", 404, None).await;
     let text = String::from_utf8(
         MetricsExporter::new(registry)
             .render_as(Format::OpenMetrics)

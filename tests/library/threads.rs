@@ -9,7 +9,7 @@ use std::{
     future::{ready, Future, Ready},
     pin::pin,
     sync::{mpsc, Arc, Barrier},
-    task::{Context, Poll, Wake, Waker},
+    task::{Context, Poll},
     thread,
 };
 
@@ -20,7 +20,7 @@ use tower_prometheus::{
     Builder, ClientId, MetricsExporter, Profile, RequestMetrics, RequestMetricsLayer, Route,
 };
 
-use crate::support::parse;
+use crate::support::{noop_waker, parse};
 
 /// Answers at once with an empty body, its head set by `head`.
 #[derive(Clone)]
@@ -61,25 +61,23 @@ impl Service<Request<()>> for Answer {
     }
 }
 
-struct NoWake;
-
-impl Wake for NoWake {
-    fn wake(self: Arc<Self>) {}
-}
-
 fn poll_now<F: Future>(future: F) -> F::Output {
-    let waker = Waker::from(Arc::new(NoWake));
+    let waker = noop_waker();
     match pin!(future).poll(&mut Context::from_waker(&waker)) {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("the service answers at once"),
     }
 }
 
-fn layer(shards: usize) -> (RequestMetrics<Answer>, MetricsExporter) {
-    layer_from(RequestMetricsLayer::builder().shards(shards))
+/// A service answering as `ALICE` through a layer with `shards` shards, and
+/// the exporter of its registry.
+fn sharded_service(shards: usize) -> (RequestMetrics<Answer>, MetricsExporter) {
+    service_from(RequestMetricsLayer::builder().shards(shards))
 }
 
-fn layer_from(builder: Builder) -> (RequestMetrics<Answer>, MetricsExporter) {
+/// A service answering as `ALICE` through the layer `builder` builds with
+/// the template `/items/{id}`, and the exporter of its registry.
+fn service_from(builder: Builder) -> (RequestMetrics<Answer>, MetricsExporter) {
     let registry = Registry::new();
     let layer = builder
         .route(Route::new("/items/{id}").with_client_series())
@@ -122,7 +120,8 @@ fn item() -> Request<()> {
     Request::get("/items/7").body(()).unwrap()
 }
 
-fn request(service: &mut RequestMetrics<Answer>) {
+/// Serves one request for `/items/7`.
+fn serve_item(service: &mut RequestMetrics<Answer>) {
     poll_now(service.call(item())).unwrap();
 }
 
@@ -143,7 +142,7 @@ fn threads_beyond_the_owned_shards_count_exactly() {
     // share the rest.
     const THREADS: usize = 8;
     const REQUESTS: usize = 5_000;
-    let (service, exporter) = layer(1);
+    let (service, exporter) = sharded_service(1);
     serve_at_once(&service, THREADS, REQUESTS);
     let total = (THREADS * REQUESTS) as f64;
     assert_eq!(counts(&exporter), (total, total, total));
@@ -155,7 +154,7 @@ fn per_code_and_native_histograms_count_exactly_beyond_the_owned_shards() {
     // its native buckets here: written the same way as the CTMS cells.
     const THREADS: usize = 8;
     const REQUESTS: usize = 5_000;
-    let (service, exporter) = layer_from(
+    let (service, exporter) = service_from(
         RequestMetricsLayer::builder()
             .profile(Profile::OpenTelemetry)
             .native_histograms(true)
@@ -218,7 +217,7 @@ fn threads_that_come_and_go_hand_their_shards_on_exactly() {
     // Shards to spare: other tests' threads hold leases too, and these
     // threads' must be below the count for the plain stores and the
     // hand-over to be what is tested.
-    let (service, exporter) = layer(64);
+    let (service, exporter) = sharded_service(64);
     let exporter = Arc::new(exporter);
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let scraper = {
@@ -238,7 +237,7 @@ fn threads_that_come_and_go_hand_their_shards_on_exactly() {
         let mut service = service.clone();
         thread::spawn(move || {
             for _ in 0..WAVES * REQUESTS {
-                request(&mut service);
+                serve_item(&mut service);
             }
         })
     };
@@ -248,7 +247,7 @@ fn threads_that_come_and_go_hand_their_shards_on_exactly() {
                 let mut service = service.clone();
                 thread::spawn(move || {
                     for _ in 0..REQUESTS {
-                        request(&mut service);
+                        serve_item(&mut service);
                     }
                 })
             })
@@ -282,7 +281,7 @@ fn side(
         let mut finished = 0;
         for _ in 0..requests {
             to_other.send(service.call(item())).unwrap();
-            request(&mut service);
+            serve_item(&mut service);
             while let Ok(future) = from_other.try_recv() {
                 poll_now(future).unwrap();
                 finished += 1;
@@ -305,7 +304,7 @@ fn a_request_is_counted_on_the_thread_that_ends_it() {
     // that started it would race with that shard's owner.
     const REQUESTS: usize = 50_000;
     // Shards to spare, so that both threads own one (see above).
-    let (service, exporter) = layer(64);
+    let (service, exporter) = sharded_service(64);
     let (to_b, from_a) = mpsc::channel();
     let (to_a, from_b) = mpsc::channel();
     let start = Arc::new(Barrier::new(2));

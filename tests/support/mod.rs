@@ -1,15 +1,25 @@
 //! Helpers shared by the integration tests: a strict parser of the Prometheus
-//! text format and a minimal HTTP/1.1 client over raw TCP.
+//! text format, a minimal HTTP/1.1 client over raw TCP, and for tests that
+//! drive a layer in-process, a registry read back as text, bodies given
+//! frame by frame and a waker for polling by hand.
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame};
+use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tower_prometheus::MetricsExporter;
 
 /// The protobuf exposition's messages, from the crate's own declarations.
 #[cfg(feature = "protobuf")]
@@ -463,6 +473,124 @@ pub(crate) async fn scrape(addr: SocketAddr, path: &str) -> Exposition {
         response.status, response.body
     );
     parse(&response.body)
+}
+
+/// The registry in the text format as the prometheus crate's
+/// `TextEncoder` writes it, for exact sample lines (see [`sample`]).
+pub(crate) fn render(registry: &Registry) -> String {
+    let mut buffer = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut buffer)
+        .unwrap();
+    String::from_utf8(buffer).unwrap()
+}
+
+/// The registry as [`MetricsExporter`] renders it in the text format,
+/// parsed: a scrape without a server.
+pub(crate) fn scrape_registry(registry: &Registry) -> Exposition {
+    parse(&MetricsExporter::new(registry.clone()).render().unwrap())
+}
+
+/// The value of the sample written exactly as `series` (name and labels in
+/// the encoder's order) in `text`, or `None` if the text lacks it.
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().unwrap())
+        })
+}
+
+/// Number of samples in `text` whose name (before any `{`) is `name`.
+pub(crate) fn count_series(text: &str, name: &str) -> usize {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| line.split(['{', ' ']).next() == Some(name))
+        .count()
+}
+
+/// The `ctms_requests_total` sample of `method`, `template` and `code` in
+/// `text` (see [`sample`]).
+pub(crate) fn total(text: &str, method: &str, template: &str, code: u16) -> Option<f64> {
+    sample(
+        text,
+        &format!(
+            r#"ctms_requests_total{{method="{method}",path_template="{template}",status_code="{code}",status_code_family="{}xx"}}"#,
+            code / 100
+        ),
+    )
+}
+
+struct NoWake;
+
+impl Wake for NoWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// A waker that does nothing, for futures polled by hand.
+pub(crate) fn noop_waker() -> Waker {
+    Waker::from(Arc::new(NoWake))
+}
+
+/// A body of frames given in advance, yielded one per poll; an `Err` frame
+/// fails the body. Ends when the frames run out.
+#[derive(Debug, Default)]
+pub(crate) struct FramesBody {
+    frames: VecDeque<Result<Frame<Bytes>, &'static str>>,
+}
+
+impl FramesBody {
+    pub(crate) fn new(
+        frames: impl IntoIterator<Item = Result<Frame<Bytes>, &'static str>>,
+    ) -> Self {
+        Self {
+            frames: frames.into_iter().collect(),
+        }
+    }
+
+    /// A body of `data` frames, then `trailers` if any.
+    pub(crate) fn data(data: &[&'static str], trailers: Option<HeaderMap>) -> Self {
+        let frames = data
+            .iter()
+            .map(|d| Ok(Frame::data(Bytes::from_static(d.as_bytes()))));
+        let trailers = trailers.map(|t| Ok(Frame::trailers(t)));
+        Self::new(frames.chain(trailers))
+    }
+}
+
+impl Body for FramesBody {
+    type Data = Bytes;
+    type Error = &'static str;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Poll::Ready(self.frames.pop_front())
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty()
+    }
+}
+
+/// Polls `body` to its end (or its error), returning the frames it gave.
+///
+/// # Panics
+///
+/// If the body is not ready when polled.
+pub(crate) fn drain<B: Body + Unpin>(body: &mut B) -> usize {
+    let waker = noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut frames = 0;
+    loop {
+        match Pin::new(&mut *body).poll_frame(&mut cx) {
+            Poll::Ready(Some(Ok(_))) => frames += 1,
+            Poll::Ready(Some(Err(_)) | None) => return frames,
+            Poll::Pending => panic!("test bodies are always ready"),
+        }
+    }
 }
 
 #[cfg(test)]
