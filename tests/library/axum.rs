@@ -13,7 +13,7 @@ use prometheus::Registry;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_prometheus::{limits::MAX_MATCHED_TEMPLATES, BuildError, RequestMetricsLayer, Route};
 
-use crate::support::{get as http_get, scrape_registry, Exposition};
+use crate::support::{get as http_get, parse, scrape_registry, Exposition};
 
 /// The `ctms_requests_total` value of GETs of `template` answered `code`.
 fn get_total(exposition: &Exposition, template: &str, code: &str) -> Option<f64> {
@@ -42,6 +42,41 @@ fn users() -> Router {
     Router::new()
         .route("/users/{id}", get(|| async { "user" }))
         .route("/users/me", get(|| async { "me" }))
+}
+
+#[tokio::test]
+async fn pair_records_axum_templates_and_its_exporter_serves_them() {
+    let (metrics, exporter) = RequestMetricsLayer::pair();
+    let app = Router::new()
+        .nest("/api/v1", users())
+        .layer(metrics)
+        .route_service("/metrics", exporter);
+    assert_eq!(get_status(&app, "/api/v1/users/42").await, StatusCode::OK);
+    assert_eq!(get_status(&app, "/nowhere").await, StatusCode::NOT_FOUND);
+    let response = app
+        .oneshot(
+            Request::get("/metrics")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let exposition = parse(std::str::from_utf8(&body).unwrap());
+    assert_eq!(
+        get_total(&exposition, "/api/v1/users/{id}", "200"),
+        Some(1.0)
+    );
+    // The fallback's 404 has no template: counted as unmatched only, and
+    // the scrape itself, added after the layer, is not recorded.
+    assert_eq!(
+        exposition.value("ctms_requests_unmatched_total", &[]),
+        Some(1.0)
+    );
+    assert_eq!(exposition.series("ctms_requests_total").len(), 1);
 }
 
 #[tokio::test]
