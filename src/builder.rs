@@ -60,7 +60,8 @@ impl RequestMetricsLayer {
 ///
 /// Setters never fail; [`build`](Self::build) checks everything at once and
 /// says what to fix. Every option has a default, and every switch an off:
-/// flags take a `bool`; a function (a reader of exemplars) is turned off by
+/// flags take a `bool`; an option that takes a function or a value besides
+/// being on (exemplars, unmatched paths, request bytes) is turned off by
 /// `no_…`.
 ///
 /// The setters below are grouped by what they configure: the routes, the
@@ -171,6 +172,14 @@ impl<M: RequestBodyMode> Builder<M> {
     /// requests.
     pub fn record_unmatched_as(mut self, path_template: impl Into<String>) -> Self {
         self.options.unmatched = Some(path_template.into());
+        self
+    }
+
+    /// Leaves requests whose path matches no template out of the request
+    /// families (the default); `<namespace>_requests_unmatched_total`
+    /// still counts them.
+    pub fn no_record_unmatched(mut self) -> Self {
+        self.options.unmatched = None;
         self
     }
 

@@ -557,3 +557,109 @@ fn the_unmatched_counter_starts_at_zero() {
     assert_eq!(sample(&text, "ctms_requests_unmatched_total"), Some(0.0));
     assert!(text.contains("# TYPE ctms_requests_unmatched_total counter\n"));
 }
+
+/// Each switch turned on then off leaves the layer as if it had never been
+/// turned on: the same families, the same series after the same requests.
+#[tokio::test]
+async fn every_switch_turned_off_is_as_if_never_turned_on() {
+    use std::convert::Infallible;
+
+    use http::{Request, Response};
+    use tower::{service_fn, Layer, ServiceExt};
+    use tower_prometheus::{Format, MetricsExporter, TraceId};
+
+    async fn exposition(builder: Builder) -> String {
+        let registry = Registry::new();
+        let layer = builder
+            .route(Route::new("/items/{id}"))
+            .build(&registry)
+            .unwrap();
+        let service = layer.layer(service_fn(|_: Request<String>| async {
+            Ok::<_, Infallible>(Response::new(String::new()))
+        }));
+        for path in ["/items/1", "/nowhere"] {
+            let request = Request::get(path)
+                .header(
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                )
+                .body(String::new())
+                .unwrap();
+            service.clone().oneshot(request).await.unwrap();
+        }
+        let bytes = MetricsExporter::new(registry)
+            .render_as(Format::OpenMetrics)
+            .unwrap();
+        String::from_utf8(bytes).unwrap()
+    }
+    // The durations (sums, exemplar values and times) differ from run to
+    // run; the series and the counts do not.
+    fn comparable(text: &str) -> String {
+        text.lines()
+            .filter(|line| !line.contains("_sum"))
+            .map(|line| match line.split_once(" # ") {
+                Some((sample, _)) => format!("{sample} # an exemplar"),
+                None => line.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    let plain = exposition(RequestMetricsLayer::builder()).await;
+    let switched = [
+        (
+            "in_flight",
+            RequestMetricsLayer::builder()
+                .in_flight(true)
+                .in_flight(false),
+        ),
+        (
+            "response_bytes",
+            RequestMetricsLayer::builder()
+                .response_bytes(true)
+                .response_bytes(false),
+        ),
+        (
+            "native_histograms",
+            RequestMetricsLayer::builder()
+                .native_histograms(true)
+                .native_histograms(false),
+        ),
+        (
+            "exemplars",
+            RequestMetricsLayer::builder()
+                .exemplars_from_request(TraceId::from_traceparent)
+                .no_exemplars(),
+        ),
+        (
+            "record_unmatched_as",
+            RequestMetricsLayer::builder()
+                .record_unmatched_as("__unmatched__")
+                .no_record_unmatched(),
+        ),
+        (
+            "request_bytes",
+            RequestMetricsLayer::builder()
+                .request_bytes()
+                .no_request_bytes(),
+        ),
+    ];
+    for (switch, builder) in switched {
+        assert_eq!(
+            comparable(&exposition(builder).await),
+            comparable(&plain),
+            "{switch} turned off"
+        );
+    }
+    // And each is seen when on, so the comparison can fail.
+    let on = exposition(
+        RequestMetricsLayer::builder()
+            .in_flight(true)
+            .exemplars_from_request(TraceId::from_traceparent)
+            .record_unmatched_as("__unmatched__"),
+    )
+    .await;
+    for seen in ["ctms_requests_in_flight", "trace_id", "__unmatched__"] {
+        assert!(on.contains(seen) && !plain.contains(seen), "{seen}");
+    }
+}
