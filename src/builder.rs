@@ -6,6 +6,7 @@ use http::HeaderMap;
 use prometheus::Registry;
 
 use crate::{
+    bound::SeriesBound,
     client_ids::Reader,
     options::Options,
     recorder::Recorder,
@@ -416,6 +417,31 @@ impl<M: RequestBodyMode> Builder<M> {
         self
     }
 
+    /// Refuses a configuration that could expose more than `budget` series
+    /// (default: no budget): [`build`](Self::build) fails with
+    /// [`BuildError::OutOfRange`] naming the bound and the budget when the
+    /// worst case, [`RequestMetricsLayer::series_bound`], exceeds it. Set
+    /// it from Prometheus's `sample_limit` for the scrape job, less the
+    /// series of anything else in the registry, so that a configuration
+    /// change that could make scrapes fail is caught before it ships.
+    ///
+    /// ```
+    /// use tower_prometheus::{BuildError, ClientIds, RequestMetricsLayer, Route};
+    ///
+    /// let error = RequestMetricsLayer::builder()
+    ///     .route(Route::new("/ctms/{email_id}"))
+    ///     .client_ids(ClientIds::new().max(1_000))
+    ///     .max_series(20_000)
+    ///     .build(&prometheus::Registry::new())
+    ///     .unwrap_err();
+    /// assert!(matches!(error, BuildError::OutOfRange { setting: "series bound", .. }));
+    /// # Ok::<(), BuildError>(())
+    /// ```
+    pub fn max_series(mut self, budget: u64) -> Self {
+        self.options.max_series = Some(budget);
+        self
+    }
+
     /// Checks the configuration, registers the metric families in
     /// `registry` and returns the layer.
     ///
@@ -424,7 +450,8 @@ impl<M: RequestBodyMode> Builder<M> {
     /// # Errors
     ///
     /// A [`BuildError`] naming the culprit: an invalid namespace, template,
-    /// status code, bucket list or client id, a number out of range, no
+    /// status code, bucket list or client id, a number out of range (a
+    /// series bound over [`max_series`](Self::max_series) among them), no
     /// route at all, or a clash with what `registry` already holds. On
     /// error nothing is registered.
     pub fn build(self, registry: &Registry) -> Result<RequestMetricsLayer<M>, BuildError> {
@@ -432,6 +459,12 @@ impl<M: RequestBodyMode> Builder<M> {
         options.request_bytes = M::COUNTS;
         let prepared = validate::check(&options)?;
         let recorder = Recorder::new(options, prepared);
+        if let Some(budget) = recorder.options().max_series {
+            let bound = SeriesBound::of(&recorder).series();
+            if bound > budget {
+                return Err(BuildError::out_of_range("series bound", bound, 0, budget));
+            }
+        }
         recorder.register(registry)?;
         Ok(RequestMetricsLayer::new(recorder))
     }

@@ -84,7 +84,9 @@ pub enum BuildError {
         /// The setting, as the builder names it (`"shards"`,
         /// `"native_histogram_schema"`, `"routes"`, `"known client ids"`,
         /// `"client ids' max"`, `"client ids' max_len"`,
-        /// `"max_matched_templates"`).
+        /// `"max_matched_templates"`, or `"series bound"` for a
+        /// configuration whose worst case is over
+        /// [`max_series`](crate::Builder::max_series)).
         setting: &'static str,
         /// The value as given (for a list, how many items it holds).
         value: i64,
@@ -331,6 +333,10 @@ fn out_of_range_hint(setting: &str, value: i64) -> Option<String> {
         "max_matched_templates" => {
             "axum's routes are finite, so a few hundred is plenty".to_owned()
         }
+        "series bound" => "lower the client id cap, the templates that may be learned or the \
+                           buckets, or raise `max_series`; `RequestMetricsLayer::series_bound` \
+                           says what each family adds"
+            .to_owned(),
         "native_histogram_schema" => {
             "0 is a factor of 2 between bucket bounds, each step finer halves it".to_owned()
         }

@@ -4,7 +4,9 @@ use std::{marker::PhantomData, sync::Arc};
 
 use tower_layer::Layer;
 
-use crate::{recorder::Recorder, request_body::PassRequestBody, RequestMetrics};
+use crate::{
+    bound::SeriesBound, recorder::Recorder, request_body::PassRequestBody, RequestMetrics,
+};
 
 /// A [`Layer`] that wraps services in [`RequestMetrics`].
 ///
@@ -28,6 +30,29 @@ impl<M> RequestMetricsLayer<M> {
             recorder,
             mode: PhantomData,
         }
+    }
+
+    /// The most series this layer can expose, whatever the traffic: the
+    /// formula of the [crate docs](crate#hostile-traffic-and-cardinality)
+    /// for its configuration (routes, the unmatched value, templates it may
+    /// learn, buckets, the client id cap, profile and options).
+    ///
+    /// ```
+    /// use tower_prometheus::{ClientIds, RequestMetricsLayer, Route};
+    ///
+    /// let layer = RequestMetricsLayer::builder()
+    ///     .route(Route::new("/ctms/{email_id}"))
+    ///     .client_ids(ClientIds::new().max(10))
+    ///     .build(&prometheus::Registry::new())?;
+    /// let bound = layer.series_bound();
+    /// // One route, 10 methods: 9,000 status codes, 90 histograms of 10
+    /// // lines, 90 × 11 client series, the unmatched count, 17 gRPC codes.
+    /// assert_eq!(bound.series(), 9_000 + 900 + 990 + 1 + 17);
+    /// println!("series_bound={}", bound.series());
+    /// # Ok::<(), tower_prometheus::BuildError>(())
+    /// ```
+    pub fn series_bound(&self) -> SeriesBound {
+        SeriesBound::of(&self.recorder)
     }
 
     #[cfg(test)]

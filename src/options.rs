@@ -58,6 +58,8 @@ pub(crate) struct Options {
     pub(crate) native_schema: Option<i8>,
     // Tuning.
     pub(crate) shards: Option<usize>,
+    /// The most series the configuration may allow, checked at build.
+    pub(crate) max_series: Option<u64>,
 }
 
 impl Options {

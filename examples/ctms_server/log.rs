@@ -51,6 +51,16 @@ impl Logger {
         self.write("ctms.startup", SEVERITY_INFO, &fields, &msg)
     }
 
+    /// Logs the most series the metrics layer can expose, as
+    /// `series_bound=N`: the figure to set a scrape's `sample_limit` from.
+    pub(crate) fn series_bound(&self, series: u64) -> std::io::Result<()> {
+        let msg = format!("series_bound={series}");
+        let mut fields = Map::new();
+        fields.insert("msg".into(), json!(msg));
+        fields.insert("series_bound".into(), json!(series));
+        self.write("ctms.startup", SEVERITY_INFO, &fields, &msg)
+    }
+
     fn write(
         &self,
         kind: &str,

@@ -19,6 +19,11 @@
 //!   answers 404 for it; the bound address is logged as
 //!   `metrics listening on http://ADDR`. Scrapes there never wait behind the
 //!   public listener's in-flight requests.
+//!
+//!   Before either, it logs `series_bound=N`: the most series the metrics
+//!   layer can expose with this configuration, whatever the traffic (see
+//!   `RequestMetricsLayer::series_bound`), the figure to set Prometheus's
+//!   `sample_limit` from.
 //! * `CTMS_MAX_IN_FLIGHT`: requests the public listener serves at once (default
 //!   512); more wait for a slot.
 //! * `CTMS_HEADER_READ_TIMEOUT`: seconds a client has to send a request's head,
@@ -274,6 +279,9 @@ async fn run() -> Result<(), String> {
     let registry = Registry::new();
     let layer = metrics_layer(&registry, &settings.clients, settings.native_histograms)
         .map_err(|err| format!("cannot build the metrics layer: {err}"))?;
+    logger
+        .series_bound(layer.series_bound().series())
+        .map_err(|err| format!("cannot write to stdout: {err}"))?;
     let metrics_addr = settings.metrics_addr;
     let addr = settings.addr;
     let state = AppState {

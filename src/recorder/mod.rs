@@ -282,6 +282,22 @@ impl Recorder {
         })
     }
 
+    /// Route ids there can be: the templates, the unmatched value, and
+    /// the templates that may be learned.
+    pub(crate) fn route_ids(&self) -> usize {
+        self.tables.routes.len()
+    }
+
+    /// Finite bucket bounds.
+    pub(crate) fn bucket_bounds(&self) -> usize {
+        self.tables.bounds.len()
+    }
+
+    /// Values `client_id` can take: the cap, and the overflow value.
+    pub(crate) fn client_values(&self) -> usize {
+        self.tables.clients.slots()
+    }
+
     /// The options the layer was built with.
     #[inline]
     pub(crate) fn options(&self) -> &Options {

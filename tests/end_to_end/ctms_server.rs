@@ -723,6 +723,74 @@ async fn raw_paths_ids_and_methods_never_become_label_values() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_announced_series_bound_holds_under_a_hostile_flood() {
+    let server = Server::start("a:1,b:2,c:3").await;
+    let line = server
+        .process
+        .wait_for_lines(1, |line| line.contains("series_bound="))
+        .await
+        .remove(0);
+    let digits = line
+        .split("series_bound=")
+        .nth(1)
+        .expect("a figure follows");
+    let bound: usize = digits
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number in {line:?}"));
+    // The example's configuration: 9 templates, 7 buckets, at most 100
+    // client ids (R × 10 × 900 + R × 90 × (B + 3) + R × 90 × (C + 1) + 1
+    // unmatched count + 17 × R gRPC codes).
+    assert_eq!(bound, 9 * 9000 + 9 * 90 * 10 + 9 * 90 * 101 + 1 + 17 * 9);
+
+    let credentials = [
+        basic("a", "1"),
+        basic("b", "2"),
+        basic("c", "3"),
+        basic("a", "wrong"),
+        basic("mallory", "x"),
+    ];
+    let paths = [
+        "/",
+        "/docs",
+        "/__version__",
+        "/__heartbeat__",
+        "/__lbheartbeat__",
+        "/__crash__",
+        "/ctms",
+        "/ctms/00000000-0000-4000-8000-000000000000",
+        "/ctms/not-a-uuid",
+        "/nope",
+        "/ctms/a/b",
+    ];
+    for method in [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "FOO",
+    ] {
+        for path in paths {
+            for auth in &credentials {
+                let raw = format!(
+                    "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\n\
+                     Content-Length: 2\r\nConnection: close\r\n\r\n{{}}",
+                    server.addr
+                );
+                send_raw(server.addr, &raw).await.expect("raw request");
+            }
+        }
+    }
+    let exposition = server.scrape().await;
+    let exposed = exposition
+        .samples
+        .iter()
+        .filter(|sample| sample.name.starts_with("ctms_"))
+        .count();
+    assert!(
+        exposed > 0 && exposed <= bound,
+        "{exposed} series against a bound of {bound}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_client_ids_authenticate_and_round_trip_through_the_exposition() {
     // Printable oddities only: an id with control characters cannot be a
     // label value of its own (see `control_characters_in_a_client_id_...`).

@@ -6,6 +6,7 @@
 
 #[cfg(feature = "axum")]
 mod axum;
+mod bound;
 mod builder;
 mod exposition;
 mod grpc;
