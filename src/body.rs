@@ -56,6 +56,15 @@ impl<B> ResponseBody<B> {
     }
 }
 
+/// The inner body's default, tracking nothing: what a layer outside this
+/// one answers with when it makes a response of its own (tower-http's
+/// `TimeoutLayer` answers 408 with a default body).
+impl<B: Default> Default for ResponseBody<B> {
+    fn default() -> Self {
+        Self::new(B::default(), None)
+    }
+}
+
 impl<B: Body> Body for ResponseBody<B> {
     type Data = B::Data;
     type Error = B::Error;

@@ -133,7 +133,11 @@
 //! | the response future is dropped before it is ready (the client went away, an outer timeout) | 499 | 499 |
 //!
 //! The label set is the same whichever way the request ended. Polling
-//! readiness records nothing. At the response head, a streamed body (server-
+//! readiness records nothing. A request is recorded before the response
+//! head (at the response head) or the frame that ends its body (at the
+//! body end, and for gRPC) is handed on, so a client that has its answer
+//! finds it counted in the next scrape. (A body that never says it has
+//! ended is recorded when it is polled past its end, or dropped.) At the response head, a streamed body (server-
 //! sent events, a download, a gRPC stream) is not waited for: the duration
 //! is the time to the first byte, and the request counts as finished then;
 //! at the body end, the duration covers the whole stream.
@@ -322,7 +326,34 @@
 //!   `/package.Service/Method`, so register those as templates, one per
 //!   method or `/package.Service/{method}` per service (see [gRPC](#grpc)).
 //!
-//! Among other layers, the order decides what is recorded:
+//! Among other layers, the order decides what is recorded. In a
+//! `ServiceBuilder`, the first layer is the outermost; the order the table
+//! below recommends for a plain tower or hyper stack is:
+//!
+//! ```
+//! use std::{convert::Infallible, time::Duration};
+//!
+//! use http::{Request, Response};
+//! use tower::{service_fn, ServiceBuilder};
+//! use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer};
+//! use tower_prometheus::{RequestMetricsLayer, Route};
+//!
+//! let registry = prometheus::Registry::new();
+//! let metrics = RequestMetricsLayer::builder()
+//!     .route(Route::new("/ctms/{email_id}"))
+//!     .build(&registry)?;
+//! # #[allow(deprecated)]
+//! let app = ServiceBuilder::new()
+//!     .layer(metrics) // outermost: sees the timeout's 408 and the catcher's 500
+//!     .layer(TimeoutLayer::new(Duration::from_secs(10)))
+//!     .layer(CatchPanicLayer::new())
+//!     .service(service_fn(|_: Request<String>| async {
+//!         Ok::<_, Infallible>(Response::new(String::new()))
+//!     }));
+//! # let _ = app;
+//! # Ok::<(), tower_prometheus::BuildError>(())
+//! ```
+//!
 //!
 //! | layer | put the metrics layer | you get |
 //! |---|---|---|

@@ -637,3 +637,47 @@ async fn readiness_is_the_inner_services() {
     held.await.unwrap();
     assert!(matches!(limited.poll_ready(&mut cx), Poll::Ready(Ok(()))));
 }
+
+/// tower-http's `TimeoutLayer` on either side of the layer, as the crate
+/// docs' table of orders says: outside, its 408 is recorded; inside, the
+/// abandoned request is 499. Inside needs nothing more than the stack, its
+/// 408 answered with a default `ResponseBody`.
+#[tokio::test]
+async fn a_tower_http_timeout_is_recorded_as_408_outside_and_499_inside() {
+    use std::time::Duration;
+
+    use tower::ServiceBuilder;
+    use tower_http::timeout::TimeoutLayer;
+
+    // The inner service never answers, so the timeout always fires.
+    let never = || service_fn(|_: Request<()>| pending::<Result<Response<String>, Infallible>>());
+    #[allow(deprecated)]
+    let timeout = || TimeoutLayer::new(Duration::from_millis(10));
+
+    let registry = Registry::new();
+    let outside = ServiceBuilder::new()
+        .layer(items_and_root_layer(&registry))
+        .layer(timeout())
+        .service(never());
+    let response = outside
+        .oneshot(empty_request(Method::GET, "/"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    let text = render(&registry);
+    assert_eq!(total(&text, "GET", "/", 408), Some(1.0), "{text}");
+
+    let registry = Registry::new();
+    let inside = ServiceBuilder::new()
+        .layer(timeout())
+        .layer(items_and_root_layer(&registry))
+        .service(never());
+    let response = inside
+        .oneshot(empty_request(Method::GET, "/"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    let text = render(&registry);
+    assert_eq!(total(&text, "GET", "/", 499), Some(1.0), "{text}");
+    assert_eq!(count_series(&text, "ctms_requests_total"), 1);
+}
