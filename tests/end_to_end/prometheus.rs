@@ -22,24 +22,30 @@ use crate::example::Server;
 use crate::support::{get, request, HttpResponse};
 
 /// Bound on every wait for Prometheus to see something.
-const SETTLE: Duration = Duration::from_secs(60);
+pub(crate) const SETTLE: Duration = Duration::from_secs(60);
 /// Pause between two polls of the Prometheus API (a poll, not a wait for a
 /// scrape: every wait is bounded by `SETTLE` and ends as soon as the value is
 /// there).
-const POLL: Duration = Duration::from_millis(200);
+pub(crate) const POLL: Duration = Duration::from_millis(200);
 const CLIENTS: &str = "alpha:alpha_secret,beta:beta_secret";
 const MISSING_CONTACT: &str = "/ctms/00000000-0000-4000-8000-000000000000";
 /// Series of Prometheus's own scrapes, which grow on their own; left out of
 /// the exact comparisons.
-const NOT_SCRAPES: &str = r#"path_template!="/metrics""#;
+pub(crate) const NOT_SCRAPES: &str = r#"path_template!="/metrics""#;
 
-fn repo_path(relative: &str) -> PathBuf {
+pub(crate) fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
+/// `name` (of Debian's `prometheus` package) from the environment variable
+/// `var`, else from `PATH`, or a failure that says how to install it.
+pub(crate) fn tool(var: &str, name: &str) -> PathBuf {
+    tool_of_package(var, name, "prometheus")
+}
+
 /// `name` from the environment variable `var`, else from `PATH`, or a
-/// failure that says how to install it.
-fn tool(var: &str, name: &str) -> PathBuf {
+/// failure that says to install Debian's `package`.
+pub(crate) fn tool_of_package(var: &str, name: &str, package: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(var) {
         return PathBuf::from(path);
     }
@@ -51,7 +57,7 @@ fn tool(var: &str, name: &str) -> PathBuf {
     found.unwrap_or_else(|| {
         panic!(
             "`{name}` is not installed, and this test needs a real one: install Debian's \
-             `prometheus` package (`apt-get install prometheus`; `bash .ci/run` does it) \
+             `{package}` package (`apt-get install {package}`; `bash .ci/run` does it) \
              or set {var} to the binary's path"
         )
     })
@@ -73,10 +79,10 @@ fn run(mut command: Command) -> Output {
 }
 
 /// A directory under the system's temporary directory, removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new(what: &str) -> Self {
+    pub(crate) fn new(what: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let unique = NEXT.fetch_add(1, Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!(
@@ -86,6 +92,10 @@ impl TempDir {
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("the temporary directory is created");
         Self(path)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
     }
 }
 
@@ -97,14 +107,46 @@ impl Drop for TempDir {
 
 /// A free loopback port: bound, read, released. Prometheus has no "port 0,
 /// tell me which" mode, so this is the one place a port is picked ahead.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a loopback port is free")
         .port()
 }
 
-fn percent_encode(text: &str) -> String {
+/// `GET path` on `addr`, or `None` when nothing answers there (yet).
+pub(crate) async fn try_get(addr: SocketAddr, path: &str) -> Option<HttpResponse> {
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    crate::support::send_raw(addr, &raw).await.ok()
+}
+
+/// Polls `probe` every `POLL` until it returns `Some`, at most `SETTLE`;
+/// on timeout, fails with `what` and what `context` tells then (logs, what
+/// was seen).
+pub(crate) async fn poll_until<T, F, Fut>(
+    what: &str,
+    context: impl Fn() -> String,
+    mut probe: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited {SETTLE:?} for {what}; {}",
+            context()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+pub(crate) fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -117,10 +159,10 @@ fn percent_encode(text: &str) -> String {
 
 /// A Prometheus server on loopback, with its own configuration and storage,
 /// killed and cleaned up on drop (also when a test fails).
-struct Prometheus {
+pub(crate) struct Prometheus {
     child: Child,
-    addr: SocketAddr,
-    _dir: TempDir,
+    pub(crate) addr: SocketAddr,
+    dir: TempDir,
 }
 
 impl Prometheus {
@@ -131,7 +173,6 @@ impl Prometheus {
 
     /// [`start`](Self::start), with `--enable-feature=` each of `features`.
     async fn start_with(targets: &[SocketAddr], features: &[&str]) -> Self {
-        let binary = tool("PROMETHEUS", "prometheus");
         let dir = TempDir::new("prometheus");
         let rules = repo_path("contrib/prometheus/rules.yml");
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
@@ -142,33 +183,39 @@ impl Prometheus {
             rules.display(),
             targets.join(", ")
         );
+        let mut args = vec![format!(
+            "--storage.tsdb.path={}",
+            dir.0.join("data").display()
+        )];
+        args.extend(
+            features
+                .iter()
+                .map(|feature| format!("--enable-feature={feature}")),
+        );
+        Self::launch(dir, &config, &args).await
+    }
+
+    /// Starts Prometheus with `config` written into `dir` (which it keeps
+    /// until dropped), listening on a free loopback port, with `args` added
+    /// (among them the storage path, which differs in agent mode); returns
+    /// once it answers `/-/ready`.
+    pub(crate) async fn launch(dir: TempDir, config: &str, args: &[String]) -> Self {
+        let binary = tool("PROMETHEUS", "prometheus");
         let config_path = dir.0.join("prometheus.yml");
         std::fs::write(&config_path, config).expect("the configuration is written");
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let log = std::fs::File::create(dir.0.join("prometheus.log")).expect("log file");
         let child = Command::new(&binary)
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.0.join("data").display()
-            ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--log.level=warn")
-            .args(
-                features
-                    .iter()
-                    .map(|feature| format!("--enable-feature={feature}")),
-            )
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .unwrap_or_else(|err| panic!("{} does not start: {err}", binary.display()));
-        let prometheus = Self {
-            child,
-            addr,
-            _dir: dir,
-        };
+        let prometheus = Self { child, addr, dir };
         prometheus
             .wait_for("Prometheus to be ready", || async {
                 let ready = prometheus.try_get("/-/ready").await;
@@ -178,20 +225,16 @@ impl Prometheus {
         prometheus
     }
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.0.join("prometheus.log")).unwrap_or_default()
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("prometheus.log")).unwrap_or_default()
     }
 
     async fn try_get(&self, path: &str) -> Option<HttpResponse> {
-        let raw = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        );
-        crate::support::send_raw(self.addr, &raw).await.ok()
+        try_get(self.addr, path).await
     }
 
     /// `path` of the HTTP API, which must answer `"status": "success"`.
-    async fn api(&self, path: &str) -> Value {
+    pub(crate) async fn api(&self, path: &str) -> Value {
         let response = get(self.addr, path).await;
         let json = response.json();
         assert_eq!(
@@ -203,7 +246,7 @@ impl Prometheus {
     }
 
     /// An instant query; its result vector as `(labels, value)` pairs.
-    async fn query(&self, promql: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    pub(crate) async fn query(&self, promql: &str) -> Vec<(BTreeMap<String, String>, f64)> {
         let data = self
             .api(&format!("/api/v1/query?query={}", percent_encode(promql)))
             .await;
@@ -266,7 +309,11 @@ impl Prometheus {
 
     /// An instant query aggregated by `labels`, as a map from those labels'
     /// values to the sample value, leaving out zeros.
-    async fn nonzero_by(&self, promql: &str, labels: &[&str]) -> BTreeMap<Vec<String>, f64> {
+    pub(crate) async fn nonzero_by(
+        &self,
+        promql: &str,
+        labels: &[&str],
+    ) -> BTreeMap<Vec<String>, f64> {
         self.query(promql)
             .await
             .into_iter()
@@ -282,23 +329,12 @@ impl Prometheus {
     }
 
     /// Polls `probe` until it returns `Some`, at most `SETTLE`.
-    async fn wait_for<T, F, Fut>(&self, what: &str, mut probe: F) -> T
+    pub(crate) async fn wait_for<T, F, Fut>(&self, what: &str, probe: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = Instant::now() + SETTLE;
-        loop {
-            if let Some(found) = probe().await {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waited {SETTLE:?} for {what}; Prometheus log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        poll_until(what, || format!("Prometheus log:\n{}", self.log()), probe).await
     }
 
     /// Polls `fetch` until it returns exactly `expected`, at most `SETTLE`.
@@ -323,7 +359,7 @@ impl Prometheus {
 
     /// Polls `promql` (aggregated by `labels`) until its non-zero samples are
     /// exactly `expected`, at most `SETTLE`.
-    async fn wait_for_exact(
+    pub(crate) async fn wait_for_exact(
         &self,
         promql: &str,
         labels: &[&str],
@@ -333,9 +369,40 @@ impl Prometheus {
             .await;
     }
 
+    /// Waits until the recording rule
+    /// `path_template_status_code_family:ctms_requests:rate5m` has a rate
+    /// above zero for every path template and status family in `sent`, and
+    /// fails if it has one for any other (besides `/metrics`).
+    pub(crate) async fn wait_for_family_rates(&self, sent: &Sent) {
+        let mut families = BTreeSet::new();
+        for key in sent.by_template_status.keys() {
+            families.insert(vec![key[0].clone(), format!("{}xx", &key[1][..1])]);
+        }
+        let rates = self
+            .wait_for("the request rate rule", || async {
+                let rates = self
+                    .nonzero_by(
+                        "path_template_status_code_family:ctms_requests:rate5m",
+                        &["path_template", "status_code_family"],
+                    )
+                    .await;
+                families
+                    .iter()
+                    .all(|key| rates.get(key).is_some_and(|rate| *rate > 0.0))
+                    .then_some(rates)
+            })
+            .await;
+        assert!(
+            rates
+                .keys()
+                .all(|key| key[0] == "/metrics" || families.contains(key)),
+            "rates for series that got no traffic: {rates:?}"
+        );
+    }
+
     /// Waits until `up` is exactly `expected` per scraped instance, zeros
     /// included.
-    async fn wait_for_up(&self, expected: &BTreeMap<Vec<String>, f64>) {
+    pub(crate) async fn wait_for_up(&self, expected: &BTreeMap<Vec<String>, f64>) {
         let up = || async {
             self.query(r#"up{job="ctms"}"#)
                 .await
@@ -362,20 +429,20 @@ fn basic(client: &str) -> String {
 
 /// What was sent, as the three sums Prometheus should report.
 #[derive(Default, Debug)]
-struct Sent {
+pub(crate) struct Sent {
     /// `(path_template, status_code)` → requests.
-    by_template_status: BTreeMap<Vec<String>, f64>,
+    pub(crate) by_template_status: BTreeMap<Vec<String>, f64>,
     /// `client_id` → API requests.
-    by_client: BTreeMap<Vec<String>, f64>,
+    pub(crate) by_client: BTreeMap<Vec<String>, f64>,
     /// `(method, path_template, status_code)` of series that grew, per
     /// instance.
-    grown: BTreeMap<SocketAddr, BTreeSet<Vec<String>>>,
+    pub(crate) grown: BTreeMap<SocketAddr, BTreeSet<Vec<String>>>,
     /// Requests whose path matched no template, over every instance.
-    unmatched: f64,
+    pub(crate) unmatched: f64,
 }
 
 impl Sent {
-    async fn send(
+    pub(crate) async fn send(
         &mut self,
         server: &Server,
         method: &str,
@@ -420,7 +487,7 @@ impl Sent {
 
     /// A mix of requests whose size grows with `weight`: 2xx, 4xx (401, 404),
     /// 5xx, unmatched paths, two clients.
-    async fn mix(&mut self, server: &Server, weight: usize) {
+    pub(crate) async fn mix(&mut self, server: &Server, weight: usize) {
         for _ in 0..weight * 3 {
             self.send(
                 server,
@@ -485,12 +552,12 @@ impl Sent {
         .await;
     }
 
-    fn total(&self) -> f64 {
+    pub(crate) fn total(&self) -> f64 {
         self.by_template_status.values().sum()
     }
 }
 
-async fn start_instance(metrics_addr: &str) -> Server {
+pub(crate) async fn start_instance(metrics_addr: &str) -> Server {
     Server::start_with(&[
         ("CTMS_ADDR", "127.0.0.1:0"),
         ("CTMS_METRICS_ADDR", metrics_addr),
@@ -796,30 +863,7 @@ async fn prometheus_sums_three_instances_exactly_and_survives_a_restart() {
         .await;
 
     // The recording rules aggregate across the instances.
-    let mut families = BTreeSet::new();
-    for key in sent.by_template_status.keys() {
-        families.insert(vec![key[0].clone(), format!("{}xx", &key[1][..1])]);
-    }
-    let rates = prometheus
-        .wait_for("the request rate rule", || async {
-            let rates = prometheus
-                .nonzero_by(
-                    "path_template_status_code_family:ctms_requests:rate5m",
-                    &["path_template", "status_code_family"],
-                )
-                .await;
-            families
-                .iter()
-                .all(|key| rates.get(key).is_some_and(|rate| *rate > 0.0))
-                .then_some(rates)
-        })
-        .await;
-    assert!(
-        rates
-            .keys()
-            .all(|key| key[0] == "/metrics" || families.contains(key)),
-        "rates for series that got no traffic: {rates:?}"
-    );
+    prometheus.wait_for_family_rates(&sent).await;
     let ratio = |template: &'static str| {
         let prometheus = &prometheus;
         async move {
