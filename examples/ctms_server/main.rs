@@ -20,7 +20,7 @@
 //!   `metrics listening on http://ADDR`. Scrapes there never wait behind the
 //!   public listener's in-flight requests.
 //!
-//!   Before either, it logs `series_bound=N`: the most series the metrics
+//!   After them, it logs `series_bound=N`: the most series the metrics
 //!   layer can expose with this configuration, whatever the traffic (see
 //!   `RequestMetricsLayer::series_bound`), the figure to set Prometheus's
 //!   `sample_limit` from.
@@ -279,9 +279,7 @@ async fn run() -> Result<(), String> {
     let registry = Registry::new();
     let layer = metrics_layer(&registry, &settings.clients, settings.native_histograms)
         .map_err(|err| format!("cannot build the metrics layer: {err}"))?;
-    logger
-        .series_bound(layer.series_bound().series())
-        .map_err(|err| format!("cannot write to stdout: {err}"))?;
+    let series_bound = layer.series_bound().series();
     let metrics_addr = settings.metrics_addr;
     let addr = settings.addr;
     let state = AppState {
@@ -314,6 +312,9 @@ async fn run() -> Result<(), String> {
     if let Some((_, metrics_bound)) = &private {
         announce("metrics", *metrics_bound)?;
     }
+    logger
+        .series_bound(series_bound)
+        .map_err(|err| format!("cannot write to stdout: {err}"))?;
 
     // Either listener stopping (by a signal or an error) stops the other.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
