@@ -587,6 +587,7 @@ mod routes;
 mod schema;
 mod segmented;
 mod service;
+mod start;
 mod sync;
 mod template;
 mod trace_id;
