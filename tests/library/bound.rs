@@ -221,3 +221,19 @@ fn a_configuration_over_the_series_budget_is_refused_with_both_figures() {
     assert!(registry.gather().is_empty());
     builder().max_series(bound).build(&registry).unwrap();
 }
+
+#[test]
+fn the_bound_reads_as_its_total_and_each_family() {
+    let layer = RequestMetricsLayer::builder()
+        .route(Route::new("/a"))
+        .buckets([1.0])
+        .client_ids(ClientIds::new().max(1))
+        .build(&Registry::new())
+        .unwrap();
+    assert_eq!(
+        layer.series_bound().to_string(),
+        "at most 9558 series (ctms_requests_duration_seconds: 360, \
+         ctms_requests_total: 9000, ctms_api_requests_total: 180, \
+         ctms_requests_unmatched_total: 1, ctms_grpc_requests_total: 17)"
+    );
+}
