@@ -20,6 +20,12 @@ use crate::{
 /// exposes a small fraction of it. It is the figure to set Prometheus's
 /// `sample_limit` (which fails a whole scrape past it) or a store's series
 /// limit against, since nothing a client sends can exceed it.
+///
+/// With [native histograms](crate::Builder::native_histograms) scraped
+/// over protobuf, Prometheus stores each duration histogram as one native
+/// series instead of its classic lines, or as both when
+/// `scrape_classic_histograms` is on: at most one more series per
+/// histogram than this bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeriesBound {
     families: Vec<(String, u64)>,
