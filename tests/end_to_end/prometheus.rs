@@ -32,6 +32,9 @@ const MISSING_CONTACT: &str = "/ctms/00000000-0000-4000-8000-000000000000";
 /// Series of Prometheus's own scrapes, which grow on their own; left out of
 /// the exact comparisons.
 pub(crate) const NOT_SCRAPES: &str = r#"path_template!="/metrics""#;
+/// The shipped rule files, each unit-tested by the `.test.yml` of the same
+/// stem.
+const RULE_FILES: [&str; 2] = ["rules.yml", "slo.yml"];
 
 pub(crate) fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -166,7 +169,8 @@ pub(crate) struct Prometheus {
 }
 
 impl Prometheus {
-    /// Scrapes `targets` every second as job `ctms`, with the shipped rules.
+    /// Scrapes `targets` every second as job `ctms`, with the shipped rules
+    /// (`rules.yml` and `slo.yml`).
     async fn start(targets: &[SocketAddr]) -> Self {
         Self::start_with(targets, &[]).await
     }
@@ -174,13 +178,18 @@ impl Prometheus {
     /// [`start`](Self::start), with `--enable-feature=` each of `features`.
     async fn start_with(targets: &[SocketAddr], features: &[&str]) -> Self {
         let dir = TempDir::new("prometheus");
-        let rules = repo_path("contrib/prometheus/rules.yml");
+        let rule_files: String = RULE_FILES
+            .iter()
+            .map(|file| {
+                let path = repo_path(&format!("contrib/prometheus/{file}"));
+                format!("  - '{}'\n", path.display())
+            })
+            .collect();
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             rule_files:\n  - '{}'\n\
+             rule_files:\n{rule_files}\
              scrape_configs:\n  - job_name: ctms\n    static_configs:\n      - targets: [{}]\n",
-            rules.display(),
             targets.join(", ")
         );
         let mut args = vec![format!(
@@ -587,11 +596,27 @@ fn dashboard_expressions() -> Vec<(String, String)> {
             _ => {}
         }
     }
+    let dir = repo_path("contrib/grafana");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|path| path.file_name()?.to_str().map(str::to_owned))
+        .collect();
+    for expected in ["ctms-alerts.json", "ctms-slo.json", "ctms-telemetry.json"] {
+        assert!(
+            names.iter().any(|name| name == expected),
+            "{expected} not found: {names:?}"
+        );
+    }
     let mut out = Vec::new();
-    for file in ["ctms-telemetry.json", "ctms-alerts.json"] {
-        let path = repo_path(&format!("contrib/grafana/{file}"));
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    for (path, file) in files.iter().zip(&names) {
+        let text =
+            std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
         let json: Value = serde_json::from_str(&text)
             .unwrap_or_else(|err| panic!("{} is not JSON: {err}", path.display()));
         collect(&json, file, "", &mut out);
@@ -884,6 +909,52 @@ async fn prometheus_sums_three_instances_exactly_and_survives_a_restart() {
         .await;
     assert_eq!(crash, 1.0, "every /__crash__ request was a 500");
     assert_eq!(ratio("/__lbheartbeat__").await, Some(0.0));
+    // The SLO rules: every /__crash__ request fails, so that route burns its
+    // availability budget 1000 times too fast over every window, and its
+    // fast-burn page fires at once (these alerts have no `for:`). Quick
+    // routes spend none of their latency budget; probes are no SLO route.
+    let slo_ratio = |rule: &'static str, template: &'static str| {
+        let prometheus = &prometheus;
+        async move {
+            let promql = format!(r#"path_template:{rule}{{path_template="{template}"}}"#);
+            prometheus
+                .query(&promql)
+                .await
+                .first()
+                .map(|(_, value)| *value)
+        }
+    };
+    let crash_errors = prometheus
+        .wait_for("the SLO error ratio of /__crash__", || async {
+            slo_ratio("ctms_requests_errors:ratio_rate5m", "/__crash__").await
+        })
+        .await;
+    assert_eq!(crash_errors, 1.0);
+    let version_slow = prometheus
+        .wait_for("the SLO slow ratio of /__version__", || async {
+            slo_ratio("ctms_requests_slow:ratio_rate1h", "/__version__").await
+        })
+        .await;
+    assert_eq!(version_slow, 0.0, "/__version__ answers within 0.5 s");
+    assert_eq!(
+        slo_ratio("ctms_requests_errors:ratio_rate5m", "/__lbheartbeat__").await,
+        None
+    );
+    prometheus
+        .wait_for("CTMSRouteErrorBudgetFastBurn for /__crash__", || async {
+            let alerts = prometheus.api("/api/v1/alerts").await;
+            alerts["alerts"]
+                .as_array()?
+                .iter()
+                .any(|alert| {
+                    alert["labels"]["alertname"] == "CTMSRouteErrorBudgetFastBurn"
+                        && alert["labels"]["path_template"] == "/__crash__"
+                        && alert["labels"]["severity"] == "page"
+                        && alert["state"] == "firing"
+                })
+                .then_some(())
+        })
+        .await;
     let p99 = prometheus
         .wait_for("the p99 rule", || async {
             let promql =
@@ -1048,23 +1119,26 @@ async fn prometheus_sums_three_instances_exactly_and_survives_a_restart() {
 #[test]
 fn promtool_accepts_the_rules_and_their_unit_tests_pass() {
     let promtool = tool("PROMTOOL", "promtool");
-    let mut check = Command::new(&promtool);
-    check
-        .args(["check", "rules"])
-        .arg(repo_path("contrib/prometheus/rules.yml"));
-    let checked = run(check);
-    let report = String::from_utf8_lossy(&checked.stdout);
-    assert!(report.contains("SUCCESS"), "{report}");
-    assert!(!report.contains("WARNING"), "{report}");
-    let mut test = Command::new(&promtool);
-    test.args(["test", "rules"])
-        .arg(repo_path("contrib/prometheus/rules.test.yml"));
-    let tested = run(test);
-    assert!(
-        String::from_utf8_lossy(&tested.stdout).contains("SUCCESS"),
-        "{}",
-        String::from_utf8_lossy(&tested.stdout)
-    );
+    for file in RULE_FILES {
+        let mut check = Command::new(&promtool);
+        check
+            .args(["check", "rules"])
+            .arg(repo_path(&format!("contrib/prometheus/{file}")));
+        let checked = run(check);
+        let report = String::from_utf8_lossy(&checked.stdout);
+        assert!(report.contains("SUCCESS"), "{file}: {report}");
+        assert!(!report.contains("WARNING"), "{file}: {report}");
+        let tests = file.replace(".yml", ".test.yml");
+        let mut test = Command::new(&promtool);
+        test.args(["test", "rules"])
+            .arg(repo_path(&format!("contrib/prometheus/{tests}")));
+        let tested = run(test);
+        assert!(
+            String::from_utf8_lossy(&tested.stdout).contains("SUCCESS"),
+            "{tests}: {}",
+            String::from_utf8_lossy(&tested.stdout)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
