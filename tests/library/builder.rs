@@ -663,3 +663,16 @@ async fn every_switch_turned_off_is_as_if_never_turned_on() {
         assert!(on.contains(seen) && !plain.contains(seen), "{seen}");
     }
 }
+
+#[test]
+fn debug_output_shows_a_reader_is_set_without_printing_it() {
+    let ids = ClientIds::from_request(|headers| headers.get("x-client")?.to_str().ok())
+        .known(["a"])
+        .max(5);
+    let shown = format!("{ids:?}");
+    assert!(
+        shown.contains("Some(..)") && shown.contains("max: 5"),
+        "{shown}"
+    );
+    assert!(format!("{:?}", ClientIds::new()).contains("read: None"));
+}
