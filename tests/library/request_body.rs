@@ -44,6 +44,8 @@ fn the_bytes_the_inner_service_reads_are_counted() {
         |mut request: Request<RequestBody<FramesBody>>| {
             // Reads the whole body, as a handler that parses it would.
             drain(request.body_mut());
+            let shown = format!("{:?}", request.body());
+            assert!(shown.starts_with("RequestBody { inner: "), "{shown}");
             std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
         },
     ));
