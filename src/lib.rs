@@ -595,6 +595,7 @@ mod validate;
 
 #[cfg(test)]
 #[cfg(not(loom))]
+#[path = "../tests/support/frames.rs"]
 mod test_helpers;
 
 pub use body::ResponseBody;

@@ -5,21 +5,22 @@
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::HeaderMap;
-use http_body::{Body, Frame};
+use http_body::Body;
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower_prometheus::MetricsExporter;
+
+mod frames;
+#[allow(unused_imports)] // Not every test binary uses both.
+pub(crate) use frames::{noop_waker, FramesBody};
 
 /// The protobuf exposition's messages, from the crate's own declarations.
 #[cfg(feature = "protobuf")]
@@ -520,59 +521,6 @@ pub(crate) fn total(text: &str, method: &str, template: &str, code: u16) -> Opti
             code / 100
         ),
     )
-}
-
-struct NoWake;
-
-impl Wake for NoWake {
-    fn wake(self: Arc<Self>) {}
-}
-
-/// A waker that does nothing, for futures polled by hand.
-pub(crate) fn noop_waker() -> Waker {
-    Waker::from(Arc::new(NoWake))
-}
-
-/// A body of frames given in advance, yielded one per poll; an `Err` frame
-/// fails the body. Ends when the frames run out.
-#[derive(Debug, Default)]
-pub(crate) struct FramesBody {
-    frames: VecDeque<Result<Frame<Bytes>, &'static str>>,
-}
-
-impl FramesBody {
-    pub(crate) fn new(
-        frames: impl IntoIterator<Item = Result<Frame<Bytes>, &'static str>>,
-    ) -> Self {
-        Self {
-            frames: frames.into_iter().collect(),
-        }
-    }
-
-    /// A body of `data` frames, then `trailers` if any.
-    pub(crate) fn data(data: &[&'static str], trailers: Option<HeaderMap>) -> Self {
-        let frames = data
-            .iter()
-            .map(|d| Ok(Frame::data(Bytes::from_static(d.as_bytes()))));
-        let trailers = trailers.map(|t| Ok(Frame::trailers(t)));
-        Self::new(frames.chain(trailers))
-    }
-}
-
-impl Body for FramesBody {
-    type Data = Bytes;
-    type Error = &'static str;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Poll::Ready(self.frames.pop_front())
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.frames.is_empty()
-    }
 }
 
 /// Polls `body` to its end (or its error), returning the frames it gave.
