@@ -65,10 +65,7 @@ impl Recorder {
         let mut counts: Vec<u64> = Vec::new();
         let mut native: Vec<u64> = Vec::new();
         self.for_each_group(&self.order(), |tables, group| {
-            let used = group
-                .cells
-                .iter()
-                .fold(group.listed, |codes, cells| codes.union(cells.used()));
+            let used = group.used_codes();
             for code in used.iter() {
                 let histograms: Vec<&CodeHistogram> = group
                     .cells

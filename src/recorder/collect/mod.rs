@@ -69,6 +69,15 @@ struct GroupView<'a> {
     clients_listed: bool,
 }
 
+impl GroupView<'_> {
+    /// The codes to list: those pre-initialised and those any shard counted.
+    fn used_codes(&self) -> CodeSet {
+        self.cells
+            .iter()
+            .fold(self.listed, |codes, cells| codes.union(cells.used()))
+    }
+}
+
 impl Recorder {
     /// Routes and methods in label order, learned templates included.
     fn order(&self) -> Cow<'_, Order> {
@@ -263,10 +272,7 @@ impl Recorder {
         let names = profile.names();
         let mut metrics = Vec::new();
         self.for_each_group(&self.order(), |tables, group| {
-            let used = group
-                .cells
-                .iter()
-                .fold(group.listed, |codes, cells| codes.union(cells.used()));
+            let used = group.used_codes();
             for code in used.iter() {
                 let count = group.cells.iter().map(|cells| cells.code(code)).sum();
                 let status = Status::in_family(group.family, code);
