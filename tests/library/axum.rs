@@ -206,6 +206,11 @@ fn the_cap_has_a_limit_and_no_route_needs_matched_paths() {
         matches!(error, BuildError::OutOfRange { setting: "max_matched_templates", value, .. } if value == MAX_MATCHED_TEMPLATES as i64 + 1),
         "{error:?}"
     );
+    RequestMetricsLayer::builder()
+        .templates_from_matched_path(true)
+        .max_matched_templates(MAX_MATCHED_TEMPLATES)
+        .build(&Registry::new())
+        .unwrap();
     let error = RequestMetricsLayer::builder()
         .build(&Registry::new())
         .unwrap_err();

@@ -279,6 +279,14 @@ fn more_routes_than_the_limit_are_refused() {
             .contains("routes is 1048577, out of range: give 1 to 1048576"),
         "{error}"
     );
+    // Exactly the limit passes that check: the same template that many
+    // times is refused as registered twice, not as too many routes.
+    let routes = vec![Route::new("/"); MAX_ROUTES];
+    let error = build(RequestMetricsLayer::builder().routes(routes)).unwrap_err();
+    assert!(
+        matches!(error, BuildError::TemplateConflict { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
