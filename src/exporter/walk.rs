@@ -102,3 +102,62 @@ pub(super) fn lines(kind: MetricType, metric: &Metric, style: &Style, mut line: 
         line(plain("_count", count));
     }
 }
+
+#[cfg(test)]
+#[cfg(not(loom))]
+mod tests {
+    use prometheus::proto::{Quantile, Summary};
+
+    use super::*;
+
+    /// The lines as `suffix{label} value`, for comparing.
+    fn shown(kind: MetricType, metric: &Metric, style: &Style) -> Vec<String> {
+        let mut shown = Vec::new();
+        lines(kind, metric, style, |line| {
+            let label = match line.label {
+                Some((name, Bound::Value(value))) => format!("{{{name}={value}}}"),
+                Some((name, Bound::Inf)) => format!("{{{name}=+Inf}}"),
+                None => String::new(),
+            };
+            shown.push(format!("{}{label} {}", line.suffix, line.value));
+        });
+        shown
+    }
+
+    #[test]
+    fn a_summary_lists_its_quantiles_then_its_sum_and_count_in_the_styles_order() {
+        let mut summary = Summary::default();
+        let quantiles = [(0.5, 2.0), (0.9, 7.0)].map(|(q, value)| {
+            let mut quantile = Quantile::default();
+            quantile.set_quantile(q);
+            quantile.set_value(value);
+            quantile
+        });
+        summary.set_quantile(quantiles.to_vec());
+        summary.set_sample_sum(12.5);
+        summary.set_sample_count(4);
+        let mut metric = Metric::default();
+        metric.set_summary(summary);
+        let text = Style {
+            counter_suffix: "",
+            count_first: false,
+        };
+        assert_eq!(
+            shown(MetricType::SUMMARY, &metric, &text),
+            [
+                "{quantile=0.5} 2",
+                "{quantile=0.9} 7",
+                "_sum 12.5",
+                "_count 4"
+            ]
+        );
+        let openmetrics = Style {
+            counter_suffix: "_total",
+            count_first: true,
+        };
+        assert_eq!(
+            shown(MetricType::SUMMARY, &metric, &openmetrics)[2..],
+            ["_count 4", "_sum 12.5"]
+        );
+    }
+}

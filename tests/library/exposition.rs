@@ -125,6 +125,33 @@ async fn the_latest_trace_is_the_exemplar_of_its_bucket_and_its_counter() {
     assert!(!slow.contains('#'), "{slow}");
 }
 
+#[tokio::test]
+async fn a_request_slower_than_every_bound_has_its_exemplar_on_the_inf_bucket() {
+    let registry = Registry::new();
+    // Every request takes more than a nanosecond: all land in `+Inf`.
+    let layer = RequestMetricsLayer::builder()
+        .route(Route::new("/items/{id}"))
+        .buckets([1e-9])
+        .exemplars_from_request(TraceId::from_traceparent)
+        .build(&registry)
+        .unwrap();
+    send_traced(&layer, "/items/1", Some(TRACE_A), 200).await;
+    let text = openmetrics(&registry);
+    let inf = text
+        .lines()
+        .find(|line| line.contains(r#"status_code_family="2xx",le="+Inf"}"#))
+        .unwrap_or_else(|| panic!("no +Inf bucket:\n{text}"));
+    assert!(
+        inf.contains(&format!(r#"}} 1.0 # {{trace_id="{TRACE_A}"}} "#)),
+        "{inf}"
+    );
+    let first = text
+        .lines()
+        .find(|line| line.contains(r#"status_code_family="2xx",le="1e-9"}"#))
+        .unwrap_or_else(|| panic!("no first bucket:\n{text}"));
+    assert!(!first.contains('#'), "{first}");
+}
+
 #[cfg(feature = "protobuf")]
 #[tokio::test]
 async fn exemplars_are_in_protobuf_too_and_never_in_text() {
